@@ -1,0 +1,101 @@
+"""The `Group` interface shared by every symmetry in geoadapt.
+
+Elements are plain tensors (or tuples of tensors, for pairs and products) with a leading batch
+axis, so a batch of ``n`` elements is sampled, composed and inverted without Python loops.
+``compose(a, b)`` is "apply ``b`` first, then ``a``", so ``act(a, act(b, x)) == act(compose(a, b), x)``.
+"""
+
+from __future__ import annotations
+
+from typing import Union
+
+import torch
+from torch import Tensor
+
+from geoadapt.spec import Spec
+from geoadapt.structure import AnyData
+
+Element = Union[Tensor, tuple]
+
+
+class Group:
+    """Base class: a group, its batched elements, and its actions on data and on model outputs."""
+
+    name: str = "group"
+
+    # --- algebra -----------------------------------------------------------------------------
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Element:
+        """``n`` random elements (Haar-distributed where the group is compact)."""
+        raise NotImplementedError
+
+    def identity(self, n: int = 1) -> Element:
+        """``n`` copies of the identity element."""
+        raise NotImplementedError
+
+    def compose(self, a: Element, b: Element) -> Element:
+        """Elementwise product ``a ∘ b`` (``b`` acts first)."""
+        raise NotImplementedError
+
+    def inverse(self, a: Element) -> Element:
+        """Elementwise inverse."""
+        raise NotImplementedError
+
+    def elements(self) -> Element | None:
+        """All elements of a finite group, ``None`` for infinite groups."""
+        return None
+
+    @property
+    def is_finite(self) -> bool:
+        """True when :meth:`elements` lists the whole group."""
+        return False
+
+    def size(self, g: Element) -> int:
+        """How many elements the batch ``g`` holds."""
+        return (g[0] if isinstance(g, tuple) else g).shape[0]
+
+    def take(self, g: Element, index: Tensor) -> Element:
+        """Elements ``g[index]``."""
+        if isinstance(g, tuple):
+            return tuple(part[index] for part in g)
+        return g[index]
+
+    def equal(self, a: Element, b: Element, atol: float = 1e-6) -> bool:
+        """True when the two batches of elements agree to ``atol``."""
+        pairs = zip(a, b) if isinstance(a, tuple) else [(a, b)]
+        return all(
+            torch.allclose(x.to(torch.float64), y.to(torch.float64), atol=atol) for x, y in pairs
+        )
+
+    # --- actions -----------------------------------------------------------------------------
+    def sample_like(self, data: AnyData, generator: torch.Generator | None = None) -> Element:
+        """One random element per graph (or per sample of a tensor) in ``data``."""
+        from geoadapt.structure import num_graphs
+
+        return self.sample(num_graphs(data), generator)
+
+    def act(self, g: Element, data: AnyData, spec: Spec) -> AnyData:
+        """``g · data``: a new object of the same kind; ``data`` is never changed in place."""
+        raise NotImplementedError
+
+    def act_output(self, g: Element, y: Tensor, spec: Spec, batch: Tensor | None = None) -> Tensor:
+        """``ρ_out(g) y`` for model outputs ``y`` of irreps ``spec.output``.
+
+        ``y`` is ``(rows, spec.output.dim)``; rows are graphs (``spec.output_level == "graph"``) or
+        nodes, in which case ``batch`` gives the graph of each node. Point-cloud node outputs may be
+        passed as ``(B, N, dim)``.
+        """
+        raise NotImplementedError
+
+    def describe(self, g: Element, index: int) -> str:
+        """Readable form of element ``index`` of the batch ``g`` (for error messages)."""
+        one = self.take(g, torch.tensor([index]))
+        parts = one if isinstance(one, tuple) else (one,)
+        return f"{self.name} element " + ", ".join(str(p[0].tolist()) for p in parts)
+
+    def __mul__(self, other: Group) -> Group:
+        from geoadapt.groups.product import ProductGroup
+
+        return ProductGroup(self, other)
+
+    def __repr__(self) -> str:
+        return self.name

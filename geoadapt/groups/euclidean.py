@@ -1,0 +1,208 @@
+"""E(3) and its subgroups: ``SO3``, ``O3``, ``Translation`` and ``E3`` (rotation/reflection + translation).
+
+Elements: a rotation-type element is an ``(n, 3, 3)`` matrix, a translation an ``(n, 3)`` vector,
+an E(3) element the pair ``(R, t)`` acting as ``x -> R x + t`` on positions.
+Every group here acts on data through :func:`act_matrix`, which planar groups reuse.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import Tensor
+
+from geoadapt.dtypes import default_dtype
+from geoadapt.groups.base import Group
+from geoadapt.groups.irreps import haar_rotation, rotate_irreps
+from geoadapt.spec import Spec
+from geoadapt.structure import AnyData, field_level, is_graph, is_image, num_graphs, row_graph
+
+
+def _rows(n: int, count: int, what: str) -> bool:
+    """Whether elements are per row (``True``) or one shared element (``False``)."""
+    if n == 1:
+        return False
+    if n != count:
+        raise ValueError(f"{what}: expected 1 group element or one per graph ({count}), got {n}")
+    return True
+
+
+def act_matrix(
+    data: AnyData, spec: Spec, R: Tensor | None, t: Tensor | None, group: str
+) -> AnyData:
+    """Apply ``x -> R x + t`` to positions and ``D(R)`` to every irreps field named in ``spec``.
+
+    ``R`` is ``(n, 3, 3)`` or ``None`` (identity); ``t`` is ``(n, 3)`` or ``None``; ``n`` is 1 or the
+    number of graphs / samples. Works on PyG graphs and on point clouds ``(B, N, 3)``.
+    """
+    if is_image(data):
+        raise TypeError(
+            f"{group} acts on graphs and point clouds; images need Cyclic, Dihedral or SO2"
+        )
+    n = (R if R is not None else t).shape[0]
+    if not is_graph(data):
+        if data.shape[-1] != 3:
+            raise ValueError(f"point cloud: expected shape (B, N, 3), got {tuple(data.shape)}")
+        per_sample = _rows(n, data.shape[0], "point cloud")
+        out = data
+        if R is not None:
+            Rb = R.to(data.dtype) if per_sample else R.to(data.dtype).expand(data.shape[0], 3, 3)
+            out = torch.einsum("bij,bnj->bni", Rb, out)
+        if t is not None:
+            out = out + t.to(data.dtype)[:, None, :]
+        return out
+    per_graph = _rows(n, num_graphs(data), "graph batch")
+    out = copy.copy(data)
+    for key, irreps in spec.fields.items():
+        if key not in data:
+            raise ValueError(
+                f"field {key!r}: named in the Spec but missing from the data (has {sorted(data.keys())})"
+            )
+        value = data[key]
+        spec.check_tensor(key, value)
+        row = row_graph(data, field_level(data, key, spec)) if per_graph else None
+        if R is not None:
+            value = rotate_irreps(value, irreps, R, row)
+        if t is not None and key in spec.positions:
+            shift = t.to(value.dtype)
+            value = value + (shift[row] if row is not None else shift)
+        out[key] = value
+    return out
+
+
+def act_output_matrix(y: Tensor, spec: Spec, R: Tensor, batch: Tensor | None) -> Tensor:
+    """Apply ``D_out(R)`` to outputs ``y`` ``(rows, dim)`` (or ``(B, N, dim)`` point-cloud node outputs)."""
+    if y.dim() == 3:
+        B, N, d = y.shape
+        batch = torch.arange(B, device=y.device).repeat_interleave(N) if R.shape[0] > 1 else None
+        return act_output_matrix(y.reshape(B * N, d), spec, R, batch).reshape(B, N, d)
+    spec.check_output(y)
+    if R.shape[0] == 1:
+        return rotate_irreps(y, spec.output, R)
+    if spec.output_level == "node":
+        if batch is None:
+            raise ValueError("batch: node-level outputs need the graph id of each row, got None")
+        return rotate_irreps(y, spec.output, R, batch)
+    _rows(R.shape[0], y.shape[0], "model output")
+    return rotate_irreps(y, spec.output, R, torch.arange(y.shape[0], device=y.device))
+
+
+class O3(Group):
+    """Rotations and reflections of 3D space: elements are ``(n, 3, 3)`` orthogonal matrices."""
+
+    name = "O3"
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        R = haar_rotation(n, generator)
+        sign = torch.randint(0, 2, (n,), generator=generator).to(R.dtype) * 2 - 1
+        return R * sign[:, None, None]
+
+    def identity(self, n: int = 1) -> Tensor:
+        return torch.eye(3, dtype=torch.float64).expand(n, 3, 3).clone()
+
+    def compose(self, a: Tensor, b: Tensor) -> Tensor:
+        return a @ b
+
+    def inverse(self, a: Tensor) -> Tensor:
+        return a.transpose(-1, -2)
+
+    def representation(self, g: Tensor, irreps: str) -> Tensor:
+        """``D(g)`` on ``irreps``: ``(n, dim, dim)`` float64, from e3nn's ``Irreps.D_from_matrix``."""
+        from e3nn import o3
+
+        with default_dtype(torch.float64):
+            return o3.Irreps(irreps).D_from_matrix(g.to(torch.float64))
+
+    def act(self, g: Tensor, data: AnyData, spec: Spec) -> AnyData:
+        return act_matrix(data, spec, g, None, self.name)
+
+    def act_output(self, g: Tensor, y: Tensor, spec: Spec, batch: Tensor | None = None) -> Tensor:
+        return act_output_matrix(y, spec, g, batch)
+
+
+class SO3(O3):
+    """Proper rotations of 3D space (``det R = +1``), Haar-sampled."""
+
+    name = "SO3"
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        return haar_rotation(n, generator)
+
+
+class Translation(Group):
+    """Translations of 3D space: elements are ``(n, 3)`` shifts, acting on ``spec.positions`` only.
+
+    The group is not compact, so :meth:`sample` draws Gaussian shifts with standard deviation ``scale``.
+    Model outputs are taken as translation invariant (irreps features do not move with the origin).
+    """
+
+    name = "Translation"
+
+    def __init__(self, scale: float = 1.0) -> None:
+        self.scale = scale
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        return torch.randn(n, 3, generator=generator, dtype=torch.float64) * self.scale
+
+    def identity(self, n: int = 1) -> Tensor:
+        return torch.zeros(n, 3, dtype=torch.float64)
+
+    def compose(self, a: Tensor, b: Tensor) -> Tensor:
+        return a + b
+
+    def inverse(self, a: Tensor) -> Tensor:
+        return -a
+
+    def act(self, g: Tensor, data: AnyData, spec: Spec) -> AnyData:
+        return act_matrix(data, spec, None, g, self.name)
+
+    def act_output(self, g: Tensor, y: Tensor, spec: Spec, batch: Tensor | None = None) -> Tensor:
+        return y
+
+    def __repr__(self) -> str:
+        return f"Translation(scale={self.scale})"
+
+
+class E3(Group):
+    """The Euclidean group: pairs ``(R, t)``, ``R`` orthogonal ``(n, 3, 3)``, ``t`` ``(n, 3)``; ``x -> R x + t``.
+
+    ``E3(proper=True)`` is SE(3) (rotations only). Translations are Gaussian with std ``scale``.
+    """
+
+    name = "E3"
+
+    def __init__(self, scale: float = 1.0, proper: bool = False) -> None:
+        self.rotations = SO3() if proper else O3()
+        self.translations = Translation(scale)
+        self.name = "SE3" if proper else "E3"
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        return self.rotations.sample(n, generator), self.translations.sample(n, generator)
+
+    def identity(self, n: int = 1) -> tuple[Tensor, Tensor]:
+        return self.rotations.identity(n), self.translations.identity(n)
+
+    def compose(self, a: tuple[Tensor, Tensor], b: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+        (Ra, ta), (Rb, tb) = a, b
+        return Ra @ Rb, (Ra @ tb.to(Ra.dtype)[..., None])[..., 0] + ta
+
+    def inverse(self, a: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+        R, t = a
+        Rinv = R.transpose(-1, -2)
+        return Rinv, -(Rinv @ t.to(R.dtype)[..., None])[..., 0]
+
+    def representation(self, g: tuple[Tensor, Tensor], irreps: str) -> Tensor:
+        """``D(R)`` on ``irreps`` (translations act trivially on irreps features)."""
+        return self.rotations.representation(g[0], irreps)
+
+    def act(self, g: tuple[Tensor, Tensor], data: AnyData, spec: Spec) -> AnyData:
+        return act_matrix(data, spec, g[0], g[1], self.name)
+
+    def act_output(
+        self, g: tuple[Tensor, Tensor], y: Tensor, spec: Spec, batch: Tensor | None = None
+    ) -> Tensor:
+        return act_output_matrix(y, spec, g[0], batch)
+
+    def __repr__(self) -> str:
+        return f"{self.name}(scale={self.translations.scale})"

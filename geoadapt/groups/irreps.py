@@ -1,0 +1,76 @@
+"""Acting with a batch of O(3) matrices on irreps-typed features (via e3nn's Wigner matrices)."""
+
+from __future__ import annotations
+
+import torch
+from e3nn import o3
+from torch import Tensor
+
+from geoadapt.dtypes import default_dtype
+
+
+def irrep_matrices(irreps: o3.Irreps, R: Tensor) -> dict[o3.Irrep, Tensor]:
+    """Representation matrices ``D_ir(R)``, ``(n, 2l+1, 2l+1)``, for each distinct irrep of ``irreps``.
+
+    ``R`` is ``(n, 3, 3)`` with determinant ±1; the matrices are float64. For ``l <= 1`` the closed forms (``1``, ``det R``,
+    ``R``, ``det(R) R``) are used; they equal e3nn's ``Irrep.D_from_matrix`` in its ``xyz``
+    basis (checked in the tests) and avoid e3nn's angle round trip on the hot path.
+    """
+    R = R.to(torch.float64)  # e3nn's D_from_matrix is only as precise as the default dtype
+    det = torch.det(R)
+    out: dict[o3.Irrep, Tensor] = {}
+    for _, ir in irreps:
+        if ir in out:
+            continue
+        sign = det if ir.p == -1 else torch.ones_like(det)
+        if ir.l == 0:
+            out[ir] = sign[:, None, None]
+        elif ir.l == 1:
+            # A 1o vector rotates with R itself; a 1e (pseudo)vector with det(R) R.
+            out[ir] = R * (det if ir.p == 1 else torch.ones_like(det))[:, None, None]
+        else:
+            with default_dtype(torch.float64):
+                out[ir] = o3.Irreps(str(ir)).D_from_matrix(R)
+    return out
+
+
+def rotate_irreps(x: Tensor, irreps: o3.Irreps, R: Tensor, row: Tensor | None = None) -> Tensor:
+    """Apply ``D(R)`` to every row of ``x``.
+
+    Args:
+        x: features ``(rows, irreps.dim)`` in e3nn's ``mul x ir`` layout.
+        irreps: irreps of one row.
+        R: ``(n, 3, 3)`` orthogonal matrices.
+        row: ``(rows,)`` which matrix acts on each row; ``None`` when ``n == 1`` (shared by all rows).
+
+    Returns:
+        ``(rows, irreps.dim)`` transformed features.
+    """
+    mats = {ir: D.to(x.dtype) for ir, D in irrep_matrices(irreps, R).items()}
+    blocks = []
+    for (mul, ir), sl in zip(irreps, irreps.slices()):
+        block = x[:, sl]
+        if ir.l == 0 and ir.p == 1:
+            blocks.append(block)  # scalars are invariant: skip the arithmetic
+            continue
+        D = mats[ir] if row is None else mats[ir][row]
+        block = block.reshape(x.shape[0], mul, ir.dim)
+        if row is None:
+            block = torch.einsum("ij,rmj->rmi", D[0], block)
+        else:
+            block = torch.einsum("rij,rmj->rmi", D, block)
+        blocks.append(block.reshape(x.shape[0], mul * ir.dim))
+    return torch.cat(blocks, dim=1) if blocks else x
+
+
+def haar_rotation(
+    n: int, generator: torch.Generator | None = None, dtype: torch.dtype = torch.float64
+) -> Tensor:
+    """``n`` Haar-random rotation matrices ``(n, 3, 3)`` (normalized Gaussian quaternions).
+
+    Elements are float64 so that they stay orthogonal to round-off in float64 checks; actions
+    cast them to the dtype of the data they act on.
+    """
+    q = torch.randn(n, 4, generator=generator, dtype=torch.float64)
+    q = q / q.norm(dim=1, keepdim=True)
+    return o3.quaternion_to_matrix(q).to(dtype)

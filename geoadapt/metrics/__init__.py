@@ -1,0 +1,31 @@
+"""Measuring equivariance (error, score, consistency, group accuracy) and task quality."""
+
+from geoadapt.metrics.equivariance import (
+    EquivarianceReport,
+    GroupAccuracy,
+    equivariance_error,
+    equivariance_report,
+    equivariance_score,
+    group_accuracy,
+    group_averaged_accuracy,
+    prediction_consistency,
+    relative_error,
+    score_from_error,
+    transformed_outputs,
+    worst_case_accuracy,
+)
+
+__all__ = [
+    "EquivarianceReport",
+    "GroupAccuracy",
+    "equivariance_error",
+    "equivariance_report",
+    "equivariance_score",
+    "group_accuracy",
+    "group_averaged_accuracy",
+    "prediction_consistency",
+    "relative_error",
+    "score_from_error",
+    "transformed_outputs",
+    "worst_case_accuracy",
+]

@@ -1,0 +1,156 @@
+"""Layout of the data kinds geoadapt acts on: PyG graphs, point clouds ``(B, N, 3)``, images ``(B, C, H, W)``.
+
+One place decides which rows of a PyG field belong to nodes, edges or graphs, and how to stack
+copies of a batch into one batch (for a single forward pass over many transformed copies).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Union
+
+import torch
+from torch import Tensor
+from torch_geometric.data import Batch, Data
+
+if TYPE_CHECKING:
+    from geoadapt.spec import Spec
+
+GraphData = Union[Data, Batch]
+AnyData = Union[Data, Batch, Tensor]
+
+# Keys that PyG itself manages on a Batch; never treated as fields.
+_BOOKKEEPING = ("batch", "ptr", "num_nodes")
+
+
+def is_graph(data: object) -> bool:
+    """True for a PyG ``Data`` or ``Batch``."""
+    return isinstance(data, Data)
+
+
+def is_point_cloud(data: object) -> bool:
+    """True for a tensor of points ``(B, N, 3)``."""
+    return isinstance(data, Tensor) and data.dim() == 3
+
+
+def is_image(data: object) -> bool:
+    """True for an image tensor ``(B, C, H, W)``."""
+    return isinstance(data, Tensor) and data.dim() == 4
+
+
+def is_index_field(key: str) -> bool:
+    """Fields that hold node indices (PyG's convention: ``*index*`` and ``face``), shaped ``(k, E)``."""
+    return "index" in key or key == "face"
+
+
+def num_graphs(data: AnyData) -> int:
+    """Number of graphs (or samples, for tensors) in ``data``."""
+    if isinstance(data, Tensor):
+        return data.shape[0]
+    if isinstance(data, Batch) or getattr(data, "batch", None) is not None:
+        return int(data.num_graphs)
+    return 1
+
+
+def graph_index(data: GraphData) -> Tensor:
+    """Graph id of every node, ``(num_nodes,)`` (all zeros for a single ``Data``)."""
+    batch = getattr(data, "batch", None)
+    if batch is not None:
+        return batch
+    device = data.edge_index.device if data.edge_index is not None else None
+    return torch.zeros(data.num_nodes, dtype=torch.long, device=device)
+
+
+def field_level(data: GraphData, key: str, spec: Spec | None = None) -> str:
+    """``"node"``, ``"edge"`` or ``"graph"``: the level of field ``key`` in ``data``.
+
+    An explicit ``spec.levels[key]`` wins; otherwise the row count is matched against the number of
+    nodes, edges and graphs (in that order; an ``edge`` in the name prefers edges).
+    """
+    if spec is not None and key in spec.levels:
+        return spec.levels[key]
+    value = data[key]
+    rows = value.shape[0] if isinstance(value, Tensor) and value.dim() > 0 else len(value)
+    n_edges = data.edge_index.shape[1] if getattr(data, "edge_index", None) is not None else -1
+    if "edge" in key and rows == n_edges:
+        return "edge"
+    if rows == data.num_nodes:
+        return "node"
+    if rows == n_edges:
+        return "edge"
+    if rows == num_graphs(data):
+        return "graph"
+    raise ValueError(
+        f"field {key!r}: expected {data.num_nodes} rows (nodes), {n_edges} (edges) or "
+        f"{num_graphs(data)} (graphs), got {rows}"
+    )
+
+
+def row_graph(data: GraphData, level: str) -> Tensor:
+    """Graph id of every row of a field at ``level``: ``(rows,)``."""
+    if level == "node":
+        return graph_index(data)
+    if level == "edge":
+        return graph_index(data)[data.edge_index[0]]
+    return torch.arange(num_graphs(data), device=graph_index(data).device)
+
+
+def concat(items: Sequence[AnyData]) -> AnyData:
+    """Stack several graphs / batches into one ``Batch`` (graphs keep their order), or tensors on dim 0.
+
+    Unlike ``Batch.from_data_list`` this works on whole batches with a handful of tensor ops, so
+    K transformed copies of a batch cost one concatenation per field, not a Python loop over graphs.
+    """
+    first = items[0]
+    if isinstance(first, Tensor):
+        return torch.cat(list(items), dim=0)
+    node_counts = torch.tensor([d.num_nodes for d in items])
+    graph_counts = [num_graphs(d) for d in items]
+    node_offsets = torch.cumsum(node_counts, 0) - node_counts
+    out: dict[str, object] = {}
+    batches = []
+    for i, d in enumerate(items):
+        batches.append(graph_index(d) + sum(graph_counts[:i]))
+    for key in first.keys():
+        if key in _BOOKKEEPING:
+            continue
+        values = [d[key] for d in items]
+        if not isinstance(values[0], Tensor):
+            merged: list = []
+            for d, v in zip(items, values):
+                merged.extend(v if isinstance(v, list) and num_graphs(d) > 1 else [v])
+            out[key] = merged
+        elif is_index_field(key):
+            out[key] = torch.cat([v + int(o) for v, o in zip(values, node_offsets)], dim=-1)
+        elif values[0].dim() == 0:
+            out[key] = values[0]
+        else:
+            out[key] = torch.cat(values, dim=0)
+    batch = torch.cat(batches)
+    counts = torch.bincount(batch, minlength=sum(graph_counts))
+    ptr = torch.cat([counts.new_zeros(1), torch.cumsum(counts, 0)])
+    result = Batch(batch=batch, ptr=ptr, **out)
+    result._num_graphs = sum(graph_counts)
+    result.num_nodes = int(node_counts.sum())
+    return result
+
+
+def repeat(data: AnyData, copies: int) -> AnyData:
+    """``copies`` stacked copies of ``data``; graph ``b`` of copy ``c`` becomes graph ``c * B + b``."""
+    if copies < 1:
+        raise ValueError(f"copies: expected >= 1, got {copies}")
+    if isinstance(data, Tensor):
+        return data.repeat((copies,) + (1,) * (data.dim() - 1))
+    return concat([data] * copies)
+
+
+def to_dtype(data: AnyData, dtype: torch.dtype) -> AnyData:
+    """A copy of ``data`` with every floating tensor cast to ``dtype`` (index tensors untouched)."""
+    if isinstance(data, Tensor):
+        return data.to(dtype) if data.is_floating_point() else data
+    out = data.clone()
+    for key in out.keys():
+        value = out[key]
+        if isinstance(value, Tensor) and value.is_floating_point():
+            out[key] = value.to(dtype)
+    return out
