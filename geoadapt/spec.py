@@ -16,9 +16,7 @@ def _as_irreps(name: str, value: str | o3.Irreps) -> o3.Irreps:
     try:
         return o3.Irreps(value)
     except (ValueError, AssertionError, TypeError) as err:
-        raise ValueError(
-            f"Spec field {name!r}: expected an irreps string like '1o' or '16x0e', got {value!r}"
-        ) from err
+        raise ValueError(f"Spec field {name!r}: expected an irreps string like '1o' or '16x0e', got {value!r}") from err
 
 
 @dataclass(frozen=True)
@@ -53,16 +51,12 @@ class Spec:
         for name in self.positions:
             fields.setdefault(name, o3.Irreps("1o"))
             if fields[name] != o3.Irreps("1o"):
-                raise ValueError(
-                    f"Spec position field {name!r}: expected irreps 1x1o, got {fields[name]}"
-                )
+                raise ValueError(f"Spec position field {name!r}: expected irreps 1x1o, got {fields[name]}")
         object.__setattr__(self, "fields", fields)
         object.__setattr__(self, "output", _as_irreps("output", self.output))
         object.__setattr__(self, "positions", tuple(self.positions))
         if self.output_level not in OUTPUT_LEVELS:
-            raise ValueError(
-                f"Spec output_level: expected one of {OUTPUT_LEVELS}, got {self.output_level!r}"
-            )
+            raise ValueError(f"Spec output_level: expected one of {OUTPUT_LEVELS}, got {self.output_level!r}")
         for key, level in dict(self.levels).items():
             if level not in LEVELS:
                 raise ValueError(f"Spec levels[{key!r}]: expected one of {LEVELS}, got {level!r}")

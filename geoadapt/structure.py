@@ -16,8 +16,8 @@ from torch_geometric.data import Batch, Data
 if TYPE_CHECKING:
     from geoadapt.spec import Spec
 
-GraphData = Union[Data, Batch]
-AnyData = Union[Data, Batch, Tensor]
+GraphData = Union[Data, Batch]  # noqa: UP007 (a runtime alias)
+AnyData = Union[Data, Batch, Tensor]  # noqa: UP007 (a runtime alias)
 
 # Keys that PyG itself manages on a Batch; never treated as fields.
 _BOOKKEEPING = ("batch", "ptr", "num_nodes")

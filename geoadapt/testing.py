@@ -57,10 +57,7 @@ def assert_equivariant(
     if bool((diff <= bound).all()):
         return
     graphs = num_graphs(data)
-    lines = [
-        f"{model.__class__.__name__} is not equivariant under {group!r} "
-        f"(atol={atol:g}, rtol={rtol:g}, {dtype}):"
-    ]
+    lines = [f"{model.__class__.__name__} is not equivariant under {group!r} (atol={atol:g}, rtol={rtol:g}, {dtype}):"]
     for (mul, ir), sl in zip(spec.output, spec.output.slices()):
         excess = (diff[:, sl] - bound[:, sl]).amax(-1)
         if bool((excess <= 0).all()):

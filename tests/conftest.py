@@ -15,9 +15,7 @@ from geoadapt.structure import to_dtype
 
 SMILES = ["CC(=O)Oc1ccccc1C(=O)O", "CCCCCCO", "c1ccc2ccccc2c1N", "OCC(O)CO", "C1CC1C(=O)N"]
 
-os.environ.setdefault(
-    "GEOADAPT_DATA", str(Path(__file__).resolve().parents[2] / "shared" / "datasets")
-)
+os.environ.setdefault("GEOADAPT_DATA", str(Path(__file__).resolve().parents[2] / "shared" / "datasets"))
 
 
 @pytest.fixture(scope="session")

@@ -36,9 +36,7 @@ BOND_TYPES = (
 )
 BOND_DIM = len(BOND_TYPES)
 
-MOLECULE_SPEC = Spec(
-    fields={"pos": "1o", "x": f"{ATOM_DIM}x0e", "edge_attr": f"{BOND_DIM}x0e"}, output="0e"
-)
+MOLECULE_SPEC = Spec(fields={"pos": "1o", "x": f"{ATOM_DIM}x0e", "edge_attr": f"{BOND_DIM}x0e"}, output="0e")
 
 RDLogger.DisableLog("rdApp.*")  # rdkit prints a line per failed molecule; we count failures instead
 

@@ -15,7 +15,7 @@ from torch import Tensor
 from geoadapt.spec import Spec
 from geoadapt.structure import AnyData
 
-Element = Union[Tensor, tuple]
+Element = Union[Tensor, tuple]  # noqa: UP007 (a runtime alias)
 
 
 class Group:
@@ -62,9 +62,7 @@ class Group:
     def equal(self, a: Element, b: Element, atol: float = 1e-6) -> bool:
         """True when the two batches of elements agree to ``atol``."""
         pairs = zip(a, b) if isinstance(a, tuple) else [(a, b)]
-        return all(
-            torch.allclose(x.to(torch.float64), y.to(torch.float64), atol=atol) for x, y in pairs
-        )
+        return all(torch.allclose(x.to(torch.float64), y.to(torch.float64), atol=atol) for x, y in pairs)
 
     # --- actions -----------------------------------------------------------------------------
     def sample_like(self, data: AnyData, generator: torch.Generator | None = None) -> Element:

@@ -28,18 +28,14 @@ def _rows(n: int, count: int, what: str) -> bool:
     return True
 
 
-def act_matrix(
-    data: AnyData, spec: Spec, R: Tensor | None, t: Tensor | None, group: str
-) -> AnyData:
+def act_matrix(data: AnyData, spec: Spec, R: Tensor | None, t: Tensor | None, group: str) -> AnyData:
     """Apply ``x -> R x + t`` to positions and ``D(R)`` to every irreps field named in ``spec``.
 
     ``R`` is ``(n, 3, 3)`` or ``None`` (identity); ``t`` is ``(n, 3)`` or ``None``; ``n`` is 1 or the
     number of graphs / samples. Works on PyG graphs and on point clouds ``(B, N, 3)``.
     """
     if is_image(data):
-        raise TypeError(
-            f"{group} acts on graphs and point clouds; images need Cyclic, Dihedral or SO2"
-        )
+        raise TypeError(f"{group} acts on graphs and point clouds; images need Cyclic, Dihedral or SO2")
     n = (R if R is not None else t).shape[0]
     if not is_graph(data):
         if data.shape[-1] != 3:
@@ -56,9 +52,7 @@ def act_matrix(
     out = copy.copy(data)
     for key, irreps in spec.fields.items():
         if key not in data:
-            raise ValueError(
-                f"field {key!r}: named in the Spec but missing from the data (has {sorted(data.keys())})"
-            )
+            raise ValueError(f"field {key!r}: named in the Spec but missing from the data (has {sorted(data.keys())})")
         value = data[key]
         spec.check_tensor(key, value)
         row = row_graph(data, field_level(data, key, spec)) if per_graph else None
@@ -199,9 +193,7 @@ class E3(Group):
     def act(self, g: tuple[Tensor, Tensor], data: AnyData, spec: Spec) -> AnyData:
         return act_matrix(data, spec, g[0], g[1], self.name)
 
-    def act_output(
-        self, g: tuple[Tensor, Tensor], y: Tensor, spec: Spec, batch: Tensor | None = None
-    ) -> Tensor:
+    def act_output(self, g: tuple[Tensor, Tensor], y: Tensor, spec: Spec, batch: Tensor | None = None) -> Tensor:
         return act_output_matrix(y, spec, g[0], batch)
 
     def __repr__(self) -> str:

@@ -12,7 +12,8 @@ from geoadapt.dtypes import default_dtype
 def irrep_matrices(irreps: o3.Irreps, R: Tensor) -> dict[o3.Irrep, Tensor]:
     """Representation matrices ``D_ir(R)``, ``(n, 2l+1, 2l+1)``, for each distinct irrep of ``irreps``.
 
-    ``R`` is ``(n, 3, 3)`` with determinant ±1; the matrices are float64. For ``l <= 1`` the closed forms (``1``, ``det R``,
+    ``R`` is ``(n, 3, 3)`` with determinant ±1; the matrices are float64.
+    For ``l <= 1`` the closed forms (``1``, ``det R``,
     ``R``, ``det(R) R``) are used; they equal e3nn's ``Irrep.D_from_matrix`` in its ``xyz``
     basis (checked in the tests) and avoid e3nn's angle round trip on the hot path.
     """
@@ -63,9 +64,7 @@ def rotate_irreps(x: Tensor, irreps: o3.Irreps, R: Tensor, row: Tensor | None = 
     return torch.cat(blocks, dim=1) if blocks else x
 
 
-def haar_rotation(
-    n: int, generator: torch.Generator | None = None, dtype: torch.dtype = torch.float64
-) -> Tensor:
+def haar_rotation(n: int, generator: torch.Generator | None = None, dtype: torch.dtype = torch.float64) -> Tensor:
     """``n`` Haar-random rotation matrices ``(n, 3, 3)`` (normalized Gaussian quaternions).
 
     Elements are float64 so that they stay orthogonal to round-off in float64 checks; actions

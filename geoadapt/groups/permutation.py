@@ -76,8 +76,7 @@ class Permutation(Group):
             return torch.gather(data, 1, g[..., None].expand_as(data))
         if g.dim() != 1 or g.shape[0] != data.num_nodes:
             raise ValueError(
-                f"permutation: expected shape ({data.num_nodes},) for this graph batch, "
-                f"got {tuple(g.shape)}"
+                f"permutation: expected shape ({data.num_nodes},) for this graph batch, got {tuple(g.shape)}"
             )
         inverse = torch.argsort(g)
         out = copy.copy(data)

@@ -24,9 +24,7 @@ def z_rotation(angle: Tensor, flip: Tensor | None = None) -> Tensor:
     angle = angle.to(torch.float64)
     c, s = torch.cos(angle), torch.sin(angle)
     z, o = torch.zeros_like(c), torch.ones_like(c)
-    R = torch.stack(
-        [torch.stack([c, -s, z], -1), torch.stack([s, c, z], -1), torch.stack([z, z, o], -1)], 1
-    )
+    R = torch.stack([torch.stack([c, -s, z], -1), torch.stack([s, c, z], -1), torch.stack([z, z, o], -1)], 1)
     if flip is not None:
         mirror = torch.ones(angle.shape[0], 3, dtype=torch.float64)
         mirror[:, 0] = 1 - 2 * flip.to(torch.float64)
@@ -54,8 +52,7 @@ class _Planar(Group):
             return act_matrix(data, spec, self.matrix(g), None, self.name)
         if self.size(g) not in (1, data.shape[0]):
             raise ValueError(
-                f"image batch: expected 1 group element or one per image ({data.shape[0]}), "
-                f"got {self.size(g)}"
+                f"image batch: expected 1 group element or one per image ({data.shape[0]}), got {self.size(g)}"
             )
         if not self.exact_rotations or getattr(self, "n", 2) > 2:
             check_square(data, self.name)

@@ -41,9 +41,7 @@ class ProductGroup(Group):
         return tuple(f.identity(n) for f in self.factors)
 
     def compose(self, a: tuple, b: tuple) -> tuple:
-        return tuple(
-            f.compose(x, y) for f, x, y in zip(self.factors, self._split(a), self._split(b))
-        )
+        return tuple(f.compose(x, y) for f, x, y in zip(self.factors, self._split(a), self._split(b)))
 
     def inverse(self, a: tuple) -> tuple:
         return tuple(f.inverse(x) for f, x in zip(self.factors, self._split(a)))
@@ -67,9 +65,7 @@ class ProductGroup(Group):
         return tuple(f.take(x, index) for f, x in zip(self.factors, self._split(g)))
 
     def equal(self, a: tuple, b: tuple, atol: float = 1e-6) -> bool:
-        return all(
-            f.equal(x, y, atol) for f, x, y in zip(self.factors, self._split(a), self._split(b))
-        )
+        return all(f.equal(x, y, atol) for f, x, y in zip(self.factors, self._split(a), self._split(b)))
 
     def describe(self, g: tuple, index: int) -> str:
         return "; ".join(f.describe(x, index) for f, x in zip(self.factors, self._split(g)))

@@ -35,9 +35,7 @@ class SignFlip(Group):
                 )
             return data[self.field].shape[1]
         if self.num_vectors is None:
-            raise ValueError(
-                "SignFlip.num_vectors: expected an int to sample without data, got None"
-            )
+            raise ValueError("SignFlip.num_vectors: expected an int to sample without data, got None")
         return self.num_vectors
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:

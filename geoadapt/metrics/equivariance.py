@@ -48,9 +48,7 @@ def finite_elements_per_graph(group: Group, data: AnyData) -> tuple[Element, int
     """Every element of a finite group, once for each graph: copy ``c`` uses element ``c``."""
     elements = group.elements()
     if elements is None:
-        raise ValueError(
-            f"group {group}: expected a finite group to enumerate, got an infinite one"
-        )
+        raise ValueError(f"group {group}: expected a finite group to enumerate, got an infinite one")
     m = group.size(elements)
     return group.take(elements, torch.arange(m).repeat_interleave(num_graphs(data))), m
 
@@ -72,9 +70,7 @@ def transformed_outputs(
         stacked = repeat(data, copies)
     else:
         if n_samples < 1:
-            raise ValueError(
-                f"n_samples: expected >= 1 (or None for all elements), got {n_samples}"
-            )
+            raise ValueError(f"n_samples: expected >= 1 (or None for all elements), got {n_samples}")
         copies = n_samples
         stacked = repeat(data, copies)
         elements = group.sample_like(stacked, generator)
@@ -89,9 +85,7 @@ def transformed_outputs(
             N, d = out.shape[1:]
             expected = group.act_output(elements, fx.repeat(copies, 1, 1), spec).reshape(-1, d)
             row_graph = torch.arange(copies * B, device=out.device).repeat_interleave(N)
-            return Transformed(
-                fx.reshape(-1, d), fgx.reshape(-1, d), expected, row_graph, elements, copies
-            )
+            return Transformed(fx.reshape(-1, d), fgx.reshape(-1, d), expected, row_graph, elements, copies)
         node_graph = None
         row_graph = torch.arange(copies * B, device=out.device)
     else:
@@ -109,9 +103,7 @@ def transformed_outputs(
                 f"({spec.output_level} level, {copies + 1} stacked copies), got {out.shape[0]}"
             )
         fx, fgx = out[:rows], out[rows:]
-    expected = group.act_output(
-        elements, fx.repeat(copies, *([1] * (fx.dim() - 1))), spec, node_graph
-    )
+    expected = group.act_output(elements, fx.repeat(copies, *([1] * (fx.dim() - 1))), spec, node_graph)
     return Transformed(fx, fgx, expected, row_graph, elements, copies)
 
 
@@ -123,12 +115,8 @@ def relative_error(t: Transformed) -> Tensor:
     n_graphs = int(t.row_graph.max()) + 1 if t.row_graph.numel() else 0
     diff = (t.fgx - t.expected).reshape(t.fgx.shape[0], -1).pow(2).sum(-1)
     ref = t.expected.reshape(t.expected.shape[0], -1).pow(2).sum(-1)
-    num = torch.zeros(n_graphs, dtype=diff.dtype, device=diff.device).index_add_(
-        0, t.row_graph, diff
-    )
-    den = torch.zeros(n_graphs, dtype=diff.dtype, device=diff.device).index_add_(
-        0, t.row_graph, ref
-    )
+    num = torch.zeros(n_graphs, dtype=diff.dtype, device=diff.device).index_add_(0, t.row_graph, diff)
+    den = torch.zeros(n_graphs, dtype=diff.dtype, device=diff.device).index_add_(0, t.row_graph, ref)
     return (num.sqrt() / (den.sqrt() + EPS)).reshape(t.copies, -1)
 
 
@@ -172,8 +160,7 @@ def equivariance_error(
     was_training = _evaluating(model)
     try:
         errors = [
-            relative_error(transformed_outputs(model, b, group, spec, n_samples, generator))
-            for b in _batches(data)
+            relative_error(transformed_outputs(model, b, group, spec, n_samples, generator)) for b in _batches(data)
         ]
     finally:
         if was_training and isinstance(model, torch.nn.Module):
@@ -275,16 +262,12 @@ def group_accuracy(
     return GroupAccuracy([float(c) / total for c in correct])
 
 
-def group_averaged_accuracy(
-    model: Model, data: AnyData, labels: Tensor | None, group: Group, spec: Spec
-) -> float:
+def group_averaged_accuracy(model: Model, data: AnyData, labels: Tensor | None, group: Group, spec: Spec) -> float:
     """Accuracy averaged over all elements of a finite group."""
     return group_accuracy(model, data, labels, group, spec).mean
 
 
-def worst_case_accuracy(
-    model: Model, data: AnyData, labels: Tensor | None, group: Group, spec: Spec
-) -> float:
+def worst_case_accuracy(model: Model, data: AnyData, labels: Tensor | None, group: Group, spec: Spec) -> float:
     """Accuracy under the worst element of a finite group."""
     return group_accuracy(model, data, labels, group, spec).worst
 
@@ -322,10 +305,6 @@ def equivariance_report(
 ) -> EquivarianceReport:
     """Error (mean, max), score and, for classifiers, prediction consistency under ``group``."""
     err = equivariance_error(model, data, group, spec, n_samples, generator)
-    cons = (
-        prediction_consistency(model, data, group, spec, n_samples, generator)
-        if classifier
-        else None
-    )
+    cons = prediction_consistency(model, data, group, spec, n_samples, generator) if classifier else None
     mean = float(err.mean()) if err.numel() else math.nan
     return EquivarianceReport(repr(group), mean, float(err.max()), score_from_error(err), cons)

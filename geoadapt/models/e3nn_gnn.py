@@ -40,21 +40,13 @@ class Interaction(nn.Module):
         scalars = o3.Irreps([(m, ir) for m, ir in irreps_hidden if ir.l == 0])
         gated = o3.Irreps([(m, ir) for m, ir in irreps_hidden if ir.l > 0])
         acts = [torch.nn.functional.silu if ir.p == 1 else torch.tanh for _, ir in scalars]
-        self.gate = enn.Gate(
-            scalars, acts, o3.Irreps(f"{gated.num_irreps}x0e"), [torch.sigmoid], gated
-        )
-        self.tp = o3.FullyConnectedTensorProduct(
-            irreps_in, irreps_sh, self.gate.irreps_in, shared_weights=False
-        )
-        self.radial = enn.FullyConnectedNet(
-            [num_basis, radial_hidden, self.tp.weight_numel], torch.nn.functional.silu
-        )
+        self.gate = enn.Gate(scalars, acts, o3.Irreps(f"{gated.num_irreps}x0e"), [torch.sigmoid], gated)
+        self.tp = o3.FullyConnectedTensorProduct(irreps_in, irreps_sh, self.gate.irreps_in, shared_weights=False)
+        self.radial = enn.FullyConnectedNet([num_basis, radial_hidden, self.tp.weight_numel], torch.nn.functional.silu)
         self.self_interaction = o3.Linear(irreps_in, self.gate.irreps_in)
         self.irreps_out = self.gate.irreps_out
 
-    def forward(
-        self, h: Tensor, edge_index: Tensor, sh: Tensor, basis: Tensor, norm: float
-    ) -> Tensor:
+    def forward(self, h: Tensor, edge_index: Tensor, sh: Tensor, basis: Tensor, norm: float) -> Tensor:
         src, dst = edge_index
         messages = self.tp(h[src], sh, self.radial(basis))
         aggregated = scatter(messages, dst, dim=0, dim_size=h.shape[0], reduce="sum") / norm
@@ -89,9 +81,7 @@ class E3nnGNN(nn.Module):
         self.cutoff, self.num_basis, self.edges = cutoff, num_basis, edges
         self.norm = math.sqrt(avg_neighbors)
         self.irreps_sh = o3.Irreps.spherical_harmonics(lmax)
-        self.embed = o3.Linear(
-            f"{in_dim}x0e", o3.Irreps([(m, ir) for m, ir in o3.Irreps(hidden) if ir.l == 0])
-        )
+        self.embed = o3.Linear(f"{in_dim}x0e", o3.Irreps([(m, ir) for m, ir in o3.Irreps(hidden) if ir.l == 0]))
         self.layers = nn.ModuleList()
         irreps = self.embed.irreps_out
         for _ in range(num_layers):
@@ -102,9 +92,7 @@ class E3nnGNN(nn.Module):
         self.output_level = output_level
         self.readout = Readout(readout, irreps.dim, gate_dim=irreps.count("0e"))
         self.head = o3.Linear(irreps, output)
-        self.spec = Spec(
-            fields={"pos": "1o", "x": f"{in_dim}x0e"}, output=output, output_level=output_level
-        )
+        self.spec = Spec(fields={"pos": "1o", "x": f"{in_dim}x0e"}, output=output, output_level=output_level)
         self.symmetry = "Permutation x E3"
 
     def forward(self, data: Batch) -> Tensor:

@@ -58,9 +58,7 @@ class GIN(nn.Module):
             fields[pe] = f"{pe_dim}x0e"
         if edge_dim:
             fields["edge_attr"] = f"{edge_dim}x0e"
-        self.spec = Spec(
-            fields=fields, output=f"{out_dim}x0e", positions=(), output_level=output_level
-        )
+        self.spec = Spec(fields=fields, output=f"{out_dim}x0e", positions=(), output_level=output_level)
         self.symmetry = "Permutation"
 
     def node_features(self, data: Batch) -> Tensor:
@@ -69,11 +67,7 @@ class GIN(nn.Module):
         h = self.input(x)
         hs = [h]
         for conv, norm in zip(self.convs, self.norms):
-            h = (
-                conv(h, data.edge_index, data.edge_attr)
-                if self.edge_dim
-                else conv(h, data.edge_index)
-            )
+            h = conv(h, data.edge_index, data.edge_attr) if self.edge_dim else conv(h, data.edge_index)
             h = self.dropout(torch.relu(norm(h)))
             hs.append(h)
         return torch.cat(hs, dim=-1)
@@ -81,8 +75,6 @@ class GIN(nn.Module):
     def forward(self, data: Batch) -> Tensor:
         h = self.node_features(data)
         if self.output_level == "graph":
-            batch = (
-                data.batch if data.batch is not None else h.new_zeros(h.shape[0], dtype=torch.long)
-            )
+            batch = data.batch if data.batch is not None else h.new_zeros(h.shape[0], dtype=torch.long)
             h = self.readout(h, batch, num_graphs(data))
         return self.head(h)

@@ -36,9 +36,7 @@ def build(name: str, **config: object) -> torch.nn.Module:
         bound = signature.bind(None, **config)
     except TypeError as err:
         params = [p for p in signature.parameters if p != "self"]
-        raise ValueError(
-            f"model {name!r} config: expected keys among {params}, got {sorted(config)}"
-        ) from err
+        raise ValueError(f"model {name!r} config: expected keys among {params}, got {sorted(config)}") from err
     bound.apply_defaults()
     model = cls(**config)
     model.config = {k: v for k, v in bound.arguments.items() if k != "self"}

@@ -14,9 +14,7 @@ from torch_geometric.utils import to_networkx
 from geoadapt import Spec
 from geoadapt.groups import E3, O3, SO2, SO3, Cyclic, Dihedral, Permutation, SignFlip, Translation
 
-SPEC = Spec(
-    fields={"pos": "1o", "force": "1o", "x": "2x0e+1e", "edge_vec": "1o", "q": "0o"}, output="0e"
-)
+SPEC = Spec(fields={"pos": "1o", "force": "1o", "x": "2x0e+1e", "edge_vec": "1o", "q": "0o"}, output="0e")
 GRAPH_GROUPS = [
     SO3(),
     O3(),
@@ -58,9 +56,7 @@ def _same(a, b) -> bool:
     if isinstance(a, torch.Tensor):
         return torch.allclose(a, b, atol=1e-10)
     return all(
-        torch.allclose(a[k].double(), b[k].double(), atol=1e-10)
-        for k in a.keys()
-        if isinstance(a[k], torch.Tensor)
+        torch.allclose(a[k].double(), b[k].double(), atol=1e-10) for k in a.keys() if isinstance(a[k], torch.Tensor)
     )
 
 

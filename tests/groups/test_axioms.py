@@ -65,9 +65,7 @@ def test_dihedral_axioms_any_n(n, seed):
     assert group.equal(group.compose(group.compose(a, b), c), group.compose(a, group.compose(b, c)))
     assert group.equal(group.compose(a, group.inverse(a)), group.identity(5))
     # The 3D matrices form a representation: M(ab) = M(a) M(b).
-    assert torch.allclose(
-        group.matrix(group.compose(a, b)), group.matrix(a) @ group.matrix(b), atol=1e-12
-    )
+    assert torch.allclose(group.matrix(group.compose(a, b)), group.matrix(a) @ group.matrix(b), atol=1e-12)
 
 
 @pytest.mark.parametrize(
@@ -79,22 +77,14 @@ def test_finite_elements_are_distinct_and_closed(group, order):
     elems = group.elements()
     assert group.size(elems) == order
     idx = torch.arange(order)
-    pairs = group.compose(
-        group.take(elems, idx.repeat_interleave(order)), group.take(elems, idx.repeat(order))
-    )
+    pairs = group.compose(group.take(elems, idx.repeat_interleave(order)), group.take(elems, idx.repeat(order)))
     # every product is one of the elements: closure
     flat = torch.cat(
-        [
-            p.reshape(p.shape[0], -1).double()
-            for p in (pairs if isinstance(pairs, tuple) else (pairs,))
-        ],
+        [p.reshape(p.shape[0], -1).double() for p in (pairs if isinstance(pairs, tuple) else (pairs,))],
         1,
     )
     ref = torch.cat(
-        [
-            p.reshape(p.shape[0], -1).double()
-            for p in (elems if isinstance(elems, tuple) else (elems,))
-        ],
+        [p.reshape(p.shape[0], -1).double() for p in (elems if isinstance(elems, tuple) else (elems,))],
         1,
     )
     assert torch.unique(ref, dim=0).shape[0] == order
