@@ -1,0 +1,36 @@
+# The two commands that do all set-up: `make demo` (the main job) and `make test` (the tests).
+# Both create .venv when it is missing and install the project into it.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.geoadapt-installed
+# torch is installed first, pinned to the CPU build that the project is tested with, so that
+# resolving the other dependencies never pulls a multi-GB CUDA build of a newer torch.
+TORCH := torch==2.13.0
+PYTEST_ARGS ?= -n 2
+
+.PHONY: demo test test-all lint bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet $(TORCH)
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python -m geoadapt.demo
+
+# pytest exits 5 when it collected no test: that is a failure here, never a pass.
+test: $(STAMP)
+	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+test-all: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS) -m "slow or not slow"
+
+lint: $(STAMP)
+	$(BIN)/ruff check geoadapt tests benchmarks
+	$(BIN)/ruff format --check geoadapt tests benchmarks
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

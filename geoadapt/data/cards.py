@@ -1,0 +1,133 @@
+"""Dataset cards (``datasets/*.yaml`` at the top of the repository) and ``load(name)``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from geoadapt.data.cache import data_root
+
+CARDS_DIR = Path(__file__).resolve().parents[2] / "datasets"
+
+
+def card_names() -> list[str]:
+    """Names of every dataset card."""
+    return sorted(p.stem for p in CARDS_DIR.glob("*.yaml"))
+
+
+def read_card(name: str) -> dict[str, Any]:
+    """The card of dataset ``name`` as a dict."""
+    path = CARDS_DIR / f"{name.lower()}.yaml"
+    if not path.is_file():
+        raise ValueError(f"dataset name: expected one of {card_names()}, got {name!r}")
+    return yaml.safe_load(path.read_text())
+
+
+def files_present(card: dict[str, Any], root: str | None = None) -> bool:
+    """Whether every file the card lists exists under the data root (cards without files: always)."""
+    return all(
+        (data_root(root) / f).exists() for f in card.get("files", []) + ([card["file"]] if "file" in card else [])
+    )
+
+
+def _subset(dataset: Any, indices) -> Any:
+    if hasattr(dataset, "index_select"):
+        return dataset.index_select(list(map(int, indices)))
+    if isinstance(dataset, list):
+        return [dataset[int(i)] for i in indices]
+    return dataset[indices]
+
+
+def _labels(dataset: Any):
+    import torch
+
+    if hasattr(dataset, "labels"):
+        return dataset.labels
+    return torch.cat([g.y.reshape(-1)[:1] for g in dataset])
+
+
+def split_indices(card: dict[str, Any], dataset: Any, fold: int = 0) -> dict[str, Any]:
+    """``{train, val, test}`` indices by the card's split protocol (seeded)."""
+    from geoadapt.data.graphs import stratified_folds
+    from geoadapt.data.splits import random_split, scaffold_split
+
+    protocol = card.get("split", {})
+    kind = protocol.get("protocol", "random")
+    seed = int(protocol.get("seed", 0))
+    fractions = protocol.get("fractions", (0.8, 0.1, 0.1))
+    if kind == "stratified_10fold":
+        return stratified_folds(_labels(dataset), 10, seed, protocol.get("val_fraction", 0.1))[fold]
+    if kind == "scaffold":
+        return scaffold_split([g.smiles for g in dataset.graphs], fractions)
+    if kind == "random":
+        return random_split(len(dataset), fractions, seed)
+    raise ValueError(
+        f"dataset {card['name']!r} split protocol {kind!r}: expected one of "
+        "['random', 'scaffold', 'stratified_10fold'] to take a split"
+    )
+
+
+def load(name: str, root: str | None = None, split: str | None = None, fold: int = 0, **options: Any) -> Any:
+    """Load dataset ``name`` as its card says; ``split`` in ``train``/``val``/``test`` picks a part.
+
+    Molecule sets return a :class:`MoleculeDataset` (options: ``limit``, ``num_conformers``, ``seed``,
+    ``workers``, ``progress``); TU sets a PyG ``TUDataset``; ``digits`` an :class:`ImageDataset`.
+    """
+    card = read_card(name)
+    kind = card["kind"]
+    if kind == "tu":
+        from geoadapt.data.graphs import load_tu
+
+        dataset = load_tu(card["tu_name"], root)
+    elif kind in ("molecules_csv", "rdkit"):
+        dataset = _load_molecules(card, root, **options)
+    elif kind == "digits":
+        from geoadapt.data.images import load_digits
+
+        dataset = load_digits()
+    elif kind == "geometric_shapes":
+        from geoadapt.data.pointclouds import load_geometric_shapes
+
+        return load_geometric_shapes(train=split != "test", root=root, **options)
+    elif kind == "modelnet":
+        from geoadapt.data.pointclouds import load_modelnet
+
+        return load_modelnet(card["modelnet"], train=split != "test", root=root, **options)
+    elif kind == "qm9":
+        from geoadapt.data.pointclouds import load_qm9
+
+        return load_qm9(root)
+    elif kind == "md17":
+        from geoadapt.data.pointclouds import load_md17
+
+        return load_md17(card["molecule"], root)
+    else:
+        raise ValueError(f"dataset card {name!r} kind: expected a known loader, got {kind!r}")
+    if split is None:
+        return dataset
+    if split not in ("train", "val", "test"):
+        raise ValueError(f"split: expected 'train', 'val', 'test' or None, got {split!r}")
+    return _subset(dataset, split_indices(card, dataset, fold)[split])
+
+
+def _load_molecules(card: dict[str, Any], root: str | None, limit: int | None = None, **options: Any):
+    from geoadapt.data.molecules import build_molecules, from_csv
+    from geoadapt.data.rdkit_sets import read_chembl2321810, read_nci5k
+
+    if card["kind"] == "molecules_csv":
+        return from_csv(
+            data_root(root) / card["file"],
+            card["smiles_column"],
+            card["target_columns"],
+            task=card["task"],
+            name=card["name"],
+            limit=limit,
+            **options,
+        )
+    reader = {"nci5k": read_nci5k, "chembl2321810": read_chembl2321810}[card["rdkit_set"]]
+    smiles, labels = reader()
+    if limit is not None:
+        smiles, labels = smiles[:limit], labels[:limit]
+    return build_molecules(card["name"], smiles, [[v] for v in labels], card["task"], card["target_columns"], **options)

@@ -1,0 +1,45 @@
+"""Each benchmark script runs end to end in --quick mode; its table has the right shape, numbers are finite."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _finite(value) -> bool:
+    if isinstance(value, dict):
+        return all(_finite(v) for v in value.values())
+    if isinstance(value, (int, float)):
+        return math.isfinite(value)
+    return True
+
+
+@pytest.mark.parametrize("script", ["equivariance_eval"])
+def test_quick_run(script, tmp_path, capsys):
+    payload = _load(script).main(["--quick", "--out", str(tmp_path)])
+    saved = json.loads((tmp_path / f"{script}.json").read_text())
+    assert saved["rows"] == payload["rows"] and len(payload["rows"]) >= 1
+    assert all(_finite(row) for row in payload["rows"])
+    printed = capsys.readouterr().out
+    assert printed.count("\n|") >= len(payload["rows"]) + 1  # header, rule and one line per row
+
+
+def test_demo_prints_report(capsys):
+    from geoadapt.demo import main
+
+    main(["--molecules", "6", "--samples", "2"])
+    out = capsys.readouterr().out
+    assert "e3nn_gnn" in out and "naive_gnn" in out and "Permutation" in out
