@@ -64,69 +64,81 @@ def e3nn_route(model, chunk: Batch, K: int) -> dict:
     )
 
 
+def routes(model, spec, chunks: list[Batch], K: int) -> dict:
+    """The three routes, each evaluating every chunk once."""
+    group = SO3()
+    return {
+        "batched": lambda: [
+            equivariance_error(model, c, group, spec, K, torch.Generator().manual_seed(0)) for c in chunks
+        ],
+        "looped": lambda: [looped(model, c, group, spec, K, torch.Generator().manual_seed(0)) for c in chunks],
+        "e3nn.util.test": lambda: [e3nn_route(model, c, K) for c in chunks],
+    }
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--molecules", type=int, default=1000)
     parser.add_argument("--samples", type=int, default=16, help="K rotations per molecule")
-    parser.add_argument("--chunk", type=int, default=100, help="molecules per batch")
+    parser.add_argument("--chunks", default="10,100", help="molecules per batch (comma-separated sizes)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--models", default="e3nn_gnn,gin,naive_gnn")
     parser.add_argument("--quick", action="store_true", help="tiny run for the test suite")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     if args.quick:
-        args.molecules, args.samples, args.chunk, args.repeats = 24, 4, 12, 1
+        args.molecules, args.samples, args.chunks, args.repeats = 24, 4, "12", 1
     smiles, tpsa = read_nci5k()
     data = build_molecules(
         "rdkit_nci5k", smiles[: args.molecules], [[v] for v in tpsa[: args.molecules]], progress=not args.quick
     )
-    chunks = [Batch.from_data_list(data.graphs[i : i + args.chunk]) for i in range(0, len(data), args.chunk)]
-    group, K = SO3(), args.samples
+    K = args.samples
     rows, records = [], []
     torch.manual_seed(0)
     for name in args.models.split(","):
         model = build(name, output="0e+1o") if name == "e3nn_gnn" else build(name)
         model.eval()
-        spec = model.spec
-        with torch.no_grad():
-            routes = {
-                "batched": lambda: [
-                    equivariance_error(model, c, group, spec, K, torch.Generator().manual_seed(0)) for c in chunks
-                ],
-                "looped": lambda: [looped(model, c, group, spec, K, torch.Generator().manual_seed(0)) for c in chunks],
-                "e3nn.util.test": lambda: [e3nn_route(model, c, K) for c in chunks],
+        for size in map(int, args.chunks.split(",")):
+            chunks = [Batch.from_data_list(data.graphs[i : i + size]) for i in range(0, len(data), size)]
+            with torch.no_grad():
+                timed = routes(model, model.spec, chunks, K)
+                times = {r: median_time(fn, args.repeats, warmup=0 if args.quick else 1) for r, fn in timed.items()}
+                batched_err = torch.cat([e.flatten() for e in timed["batched"]()])
+            record = {
+                "model": name,
+                "molecules": len(data),
+                "samples": K,
+                "chunk": size,
+                "seconds": times,
+                "looped_over_batched": times["looped"] / times["batched"],
+                "e3nn_over_batched": times["e3nn.util.test"] / times["batched"],
+                "mean_error": float(batched_err.mean()),
+                "max_error": float(batched_err.max()),
             }
-            times = {
-                route: median_time(fn, args.repeats, warmup=0 if args.quick else 1) for route, fn in routes.items()
-            }
-            batched_err = torch.cat([e.flatten() for e in routes["batched"]()])
-        record = {
-            "model": name,
-            "molecules": len(data),
-            "samples": K,
-            "seconds": times,
-            "looped_over_batched": times["looped"] / times["batched"],
-            "e3nn_over_batched": times["e3nn.util.test"] / times["batched"],
-            "mean_error": float(batched_err.mean()),
-            "max_error": float(batched_err.max()),
-        }
-        records.append(record)
-        rows.append(
-            [
-                name,
-                f"{times['batched']:.3f}",
-                f"{times['looped']:.3f}",
-                f"{times['e3nn.util.test']:.3f}",
-                f"{record['looped_over_batched']:.2f}x",
-                f"{record['e3nn_over_batched']:.2f}x",
-                f"{record['mean_error']:.1e}",
-            ]
-        )
-    header = ["model", "batched s", "looped s", "e3nn.util.test s", "looped/batched", "e3nn/batched", "mean error"]
-    print(
-        f"Equivariance evaluation: {len(data)} molecules x {K} SO(3) samples, chunks of {args.chunk}, "
-        f"median of {args.repeats}\n"
-    )
+            records.append(record)
+            rows.append(
+                [
+                    name,
+                    size,
+                    f"{times['batched']:.3f}",
+                    f"{times['looped']:.3f}",
+                    f"{times['e3nn.util.test']:.3f}",
+                    f"{record['looped_over_batched']:.2f}x",
+                    f"{record['e3nn_over_batched']:.2f}x",
+                    f"{record['mean_error']:.1e}",
+                ]
+            )
+    header = [
+        "model",
+        "chunk",
+        "batched s",
+        "looped s",
+        "e3nn.util.test s",
+        "looped/batched",
+        "e3nn/batched",
+        "mean error",
+    ]
+    print(f"Equivariance evaluation: {len(data)} molecules x {K} SO(3) samples, median of {args.repeats}\n")
     print(table(header, rows))
     payload = {"benchmark": "equivariance_eval", "rows": records}
     path = save_json("equivariance_eval", payload, args.out)

@@ -23,3 +23,23 @@ def radius_edges(pos: Tensor, batch: Tensor, cutoff: float) -> Tensor:
     counts = mask.sum(1)
     offsets = torch.cumsum(counts, 0) - counts
     return torch.stack([offsets[b] + j, offsets[b] + i])  # messages flow source j -> target i
+
+
+def knn_edges(features: Tensor, batch: Tensor, k: int) -> Tensor:
+    """Directed edges ``(2, E)`` from each node's ``k`` nearest other nodes of its graph (by ``features``).
+
+    A pure-torch stand-in for PyG's ``knn_graph`` (which needs the compiled pyg-lib): dense per-graph
+    distances, padding pushed to infinity, ``topk``. Graphs with fewer than ``k + 1`` nodes use all nodes.
+    """
+    dense, mask = to_dense_batch(features, batch)
+    dist = torch.cdist(dense, dense)
+    n_max = dense.shape[1]
+    invalid = ~(mask[:, :, None] & mask[:, None, :]) | torch.eye(n_max, dtype=torch.bool, device=features.device)
+    dist = dist.masked_fill(invalid, float("inf"))
+    k_eff = min(k, max(n_max - 1, 1))
+    values, neighbors = dist.topk(k_eff, dim=-1, largest=False)
+    valid = torch.isfinite(values) & mask[:, :, None]
+    b, i, slot = valid.nonzero(as_tuple=True)
+    counts = mask.sum(1)
+    offsets = torch.cumsum(counts, 0) - counts
+    return torch.stack([offsets[b] + neighbors[b, i, slot], offsets[b] + i])

@@ -46,3 +46,23 @@ def mlp(dims: list[int], act: type[nn.Module] = nn.SiLU) -> nn.Sequential:
         if i < len(dims) - 2:
             layers.append(act())
     return nn.Sequential(*layers)
+
+
+class VectorHead(nn.Module):
+    """Equivariant ``1o`` output from invariant node features and positions.
+
+    ``v_graph = Σ_i φ(h_i) (pos_i - centroid)`` (graph level) or ``v_i = φ(h_i) (pos_i - centroid)``
+    (node level): rotates with the input, ignores translations, for any invariant backbone.
+    """
+
+    def __init__(self, dim: int, channels: int = 1, node_level: bool = False) -> None:
+        super().__init__()
+        self.weight = mlp([dim, dim, channels])
+        self.node_level = node_level
+
+    def forward(self, h: Tensor, pos: Tensor, batch: Tensor, num_graphs: int) -> Tensor:
+        from torch_geometric.nn import global_add_pool, global_mean_pool
+
+        rel = pos - global_mean_pool(pos, batch, num_graphs)[batch]
+        vectors = (self.weight(h)[:, :, None] * rel[:, None, :]).flatten(1)  # (N, channels * 3)
+        return vectors if self.node_level else global_add_pool(vectors, batch, num_graphs)
