@@ -1,0 +1,80 @@
+"""Low-rank adapters (LoRA) on ``nn.Linear``, and an equivariance-safe variant for e3nn ``o3.Linear``."""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+from collections.abc import Sequence
+
+import torch
+from e3nn import o3
+from torch import Tensor, nn
+
+
+class LoRALinear(nn.Module):
+    """``W x + (alpha / rank) B A x`` with the pretrained ``W`` frozen and ``B = 0`` at start (same outputs)."""
+
+    def __init__(self, base: nn.Linear, rank: int = 4, alpha: float = 1.0) -> None:
+        super().__init__()
+        self.base = base
+        for p in base.parameters():
+            p.requires_grad_(False)
+        self.down = nn.Parameter(torch.empty(rank, base.in_features))
+        self.up = nn.Parameter(torch.zeros(base.out_features, rank))
+        nn.init.kaiming_uniform_(self.down, a=math.sqrt(5))
+        self.scale = alpha / rank
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.base(x) + self.scale * (x @ self.down.T) @ self.up.T
+
+
+class IrrepsAdapter(nn.Module):
+    """Low-rank adapter for ``o3.Linear``: ``o3.Linear(in -> rank x each irrep) -> o3.Linear(-> out)``.
+
+    Both maps are e3nn linears, which act within each irrep type, so the adapter is equivariant by
+    construction; the second map starts at zero so the adapted model equals the pretrained one.
+    """
+
+    def __init__(self, base: o3.Linear, rank: int = 2) -> None:
+        super().__init__()
+        self.base = base
+        for p in base.parameters():
+            p.requires_grad_(False)
+        shared = sorted(
+            {ir for _, ir in base.irreps_in} & {ir for _, ir in base.irreps_out}, key=lambda ir: (ir.l, ir.p)
+        )
+        mid = o3.Irreps([(rank, ir) for ir in shared])
+        self.down = o3.Linear(base.irreps_in, mid)
+        self.up = o3.Linear(mid, base.irreps_out)
+        with torch.no_grad():
+            self.up.weight.zero_()
+        self.irreps_in, self.irreps_out = base.irreps_in, base.irreps_out
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.base(x) + self.up(self.down(x))
+
+
+def add_adapters(model: nn.Module, rank: int = 4, targets: Sequence[str] = ("*",), alpha: float = 1.0) -> list[str]:
+    """Wrap every ``nn.Linear`` / ``o3.Linear`` whose name matches a glob in ``targets``; freeze the rest.
+
+    Returns the wrapped module names. Only the adapters' parameters stay trainable.
+    """
+    for p in model.parameters():
+        p.requires_grad_(False)
+    wrapped = []
+    for name, module in list(model.named_modules()):
+        if not name or not any(fnmatch.fnmatch(name, t) for t in targets):
+            continue
+        if isinstance(module, o3.Linear) and module.weight_numel > 0:
+            replacement: nn.Module = IrrepsAdapter(module, max(1, rank // 2))
+        elif isinstance(module, nn.Linear):
+            replacement = LoRALinear(module, rank, alpha)
+        else:
+            continue
+        parent_name, _, child = name.rpartition(".")
+        parent = model.get_submodule(parent_name) if parent_name else model
+        setattr(parent, child, replacement)
+        wrapped.append(name)
+    if not wrapped:
+        raise ValueError(f"adapter targets: expected globs matching Linear layers, got {list(targets)} matching none")
+    return wrapped

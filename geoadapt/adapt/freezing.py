@@ -1,0 +1,103 @@
+"""Which parameters train: full fine-tuning, linear probe, freezing by name pattern, soft freeze, head policy."""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+from collections.abc import Mapping, Sequence
+
+from e3nn import o3
+from torch import nn
+
+log = logging.getLogger("geoadapt")
+
+HEAD_POLICIES = ("reuse", "new")
+
+
+def head_module(model: nn.Module, head: str = "head") -> nn.Module:
+    """The submodule named ``head`` (``ValueError`` listing the top-level names when absent)."""
+    modules = dict(model.named_modules())
+    if head not in modules:
+        raise ValueError(
+            f"head: expected a submodule name of {type(model).__name__} "
+            f"(top level: {[n for n, _ in model.named_children()]}), got {head!r}"
+        )
+    return modules[head]
+
+
+def reset_head(model: nn.Module, head: str = "head") -> str:
+    """Re-initialize every layer of the head; returns the message to log (a fresh head moves step-0 error)."""
+    count = 0
+    for module in head_module(model, head).modules():
+        if hasattr(module, "reset_parameters") and module is not model:
+            module.reset_parameters()
+            count += 1
+    message = f"head policy: NEW head '{head}' ({count} layers re-initialized); expect a jump in step-0 error"
+    log.info(message)
+    return message
+
+
+def apply_head_policy(model: nn.Module, policy: str = "reuse", head: str = "head") -> str:
+    """``reuse`` keeps the pretrained head, ``new`` re-initializes it; the message says which, plainly."""
+    if policy not in HEAD_POLICIES:
+        raise ValueError(f"head policy: expected one of {HEAD_POLICIES}, got {policy!r}")
+    if policy == "new":
+        return reset_head(model, head)
+    message = f"head policy: REUSE the pretrained head '{head}'"
+    log.info(message)
+    return message
+
+
+def finetune(model: nn.Module) -> nn.Module:
+    """Every parameter trains."""
+    for p in model.parameters():
+        p.requires_grad_(True)
+    return model
+
+
+def freeze(model: nn.Module, patterns: Sequence[str]) -> list[str]:
+    """Freeze parameters whose name matches any glob ``pattern`` (e.g. ``"convs.*"``); returns their names."""
+    frozen = []
+    for name, p in model.named_parameters():
+        if any(fnmatch.fnmatch(name, pat) or fnmatch.fnmatch(name, pat + ".*") for pat in patterns):
+            p.requires_grad_(False)
+            frozen.append(name)
+    if patterns and not frozen:
+        raise ValueError(
+            f"freeze patterns: expected to match parameter names like "
+            f"{[n for n, _ in model.named_parameters()][:4]}, got {list(patterns)} matching none"
+        )
+    return frozen
+
+
+def linear_probe(model: nn.Module, head: str = "head") -> list[str]:
+    """Freeze everything but the head; returns the names of the trainable parameters."""
+    head_module(model, head)
+    trainable = []
+    for name, p in model.named_parameters():
+        keep = name.startswith(head + ".")
+        p.requires_grad_(keep)
+        if keep:
+            trainable.append(name)
+    return trainable
+
+
+def soft_freeze_groups(model: nn.Module, lr: float, scales: Mapping[str, float]) -> list[dict]:
+    """Optimizer parameter groups: parameters matching a glob in ``scales`` train at ``lr * scale``.
+
+    The first matching pattern wins; the rest train at ``lr``. ``scale = 0`` is a hard freeze.
+    """
+    groups: dict[float, list[nn.Parameter]] = {}
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        scale = next(
+            (s for pat, s in scales.items() if fnmatch.fnmatch(name, pat) or fnmatch.fnmatch(name, pat + ".*")), 1.0
+        )
+        groups.setdefault(float(scale), []).append(p)
+    return [{"params": ps, "lr": lr * s} for s, ps in groups.items() if s > 0]
+
+
+def is_equivariant_linear(module: nn.Module) -> bool:
+    """True for e3nn's ``o3.Linear`` (mixes multiplicities within each irrep type only)."""
+    return isinstance(module, o3.Linear)

@@ -1,0 +1,16 @@
+"""Equivariance regularizers: output and feature level, mixed symmetries, constrained and resilient forms."""
+
+from geoadapt.regularizers.combined import ConstrainedEquivarianceRegularizer, MixedEquivarianceRegularizer
+from geoadapt.regularizers.distances import DISTANCES, per_sample_distance
+from geoadapt.regularizers.equivariance import EquivarianceRegularizer, stacked_forward
+from geoadapt.regularizers.schedules import Schedule
+
+__all__ = [
+    "DISTANCES",
+    "ConstrainedEquivarianceRegularizer",
+    "EquivarianceRegularizer",
+    "MixedEquivarianceRegularizer",
+    "Schedule",
+    "per_sample_distance",
+    "stacked_forward",
+]

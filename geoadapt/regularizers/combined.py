@@ -1,0 +1,135 @@
+"""Several symmetries at once with self-tuned weights, and the constrained (dual ascent) forms."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from geoadapt.regularizers.equivariance import EquivarianceRegularizer
+
+
+class MixedEquivarianceRegularizer(nn.Module):
+    """Several symmetries (e.g. SO3, Permutation, SignFlip), each with a weight tuned during training.
+
+    In the spirit of Kim et al. (2023), "Regularizing towards soft equivariance under mixed symmetries":
+    each term enters as ``exp(-s_k) R_k + s_k`` with a learnable log-scale ``s_k`` (optimized with the
+    model). At the optimum ``exp(-s_k) = 1 / R_k``: a symmetry the data holds can be met (``R_k`` small),
+    so its weight grows; one the data breaks keeps ``R_k`` large and its weight shrinks. The final
+    weights (:meth:`weights`) tell a user which symmetry the data really holds.
+    """
+
+    def __init__(
+        self, regularizers: Sequence[EquivarianceRegularizer], learn_weights: bool = True, name: str = "mixed"
+    ) -> None:
+        super().__init__()
+        if not regularizers:
+            raise ValueError("regularizers: expected at least one EquivarianceRegularizer, got none")
+        self.terms = nn.ModuleList(regularizers)
+        self.learn_weights = learn_weights
+        self.log_scale = nn.Parameter(torch.zeros(len(regularizers)), requires_grad=learn_weights)
+        self.name = name
+
+    def components(self) -> list[EquivarianceRegularizer]:
+        return list(self.terms)
+
+    def weights(self) -> dict[str, float]:
+        """Current effective weight of each symmetry: ``base weight * exp(-s_k)``."""
+        scale = torch.exp(-self.log_scale.detach())
+        return {t.name: t.weight * float(w) for t, w in zip(self.terms, scale)}
+
+    def loss(self, penalties: list[Tensor], epoch: float) -> Tensor:
+        total = penalties[0].new_zeros(())
+        for k, (term, penalty) in enumerate(zip(self.terms, penalties)):
+            s = self.log_scale[k]
+            factor = term.weight * term.schedule(epoch)
+            total = total + factor * (torch.exp(-s) * penalty + (s if self.learn_weights else 0.0))
+        return total
+
+    def end_epoch(self, measured: list[float]) -> None:
+        """Nothing to update outside the optimizer."""
+
+    def log(self) -> dict[str, float]:
+        return {f"{self.name}/{k}/weight": v for k, v in self.weights().items()}
+
+
+class ConstrainedEquivarianceRegularizer(nn.Module):
+    """``min task loss  s.t.  E[R] <= epsilon``, solved by dual ascent on a Lagrange multiplier.
+
+    In the spirit of Manolache et al., "Learning (approximately) equivariant networks via constrained
+    optimization": the loss gains ``λ (R - ε)``; after every epoch ``λ <- max(0, λ + dual_lr (R̄ - ε))``
+    with ``R̄`` the epoch mean, so λ grows while the constraint is violated and shrinks once it holds.
+    ``homotopy=(ε_start, epochs)`` tightens ε geometrically from ``ε_start`` to ``epsilon`` over ``epochs``.
+
+    ``resilient=True`` (for data that is only partly symmetric) adds a slack ``u >= 0`` with cost
+    ``slack_cost / 2 * u^2``: the constraint becomes ``R <= ε + u`` and ``u = λ / slack_cost`` minimizes
+    the Lagrangian, so the data decides how far from exact equivariance the model settles (:attr:`slack`).
+    """
+
+    def __init__(
+        self,
+        regularizer: EquivarianceRegularizer,
+        epsilon: float = 1e-3,
+        dual_lr: float = 1.0,
+        initial_multiplier: float = 0.0,
+        homotopy: tuple[float, int] | None = None,
+        resilient: bool = False,
+        slack_cost: float = 10.0,
+        name: str | None = None,
+    ) -> None:
+        super().__init__()
+        if epsilon <= 0:
+            raise ValueError(f"epsilon: expected > 0, got {epsilon}")
+        self.term = regularizer
+        self.epsilon_final, self.dual_lr, self.homotopy = float(epsilon), float(dual_lr), homotopy
+        self.resilient, self.slack_cost = resilient, float(slack_cost)
+        self.register_buffer("multiplier", torch.tensor(float(initial_multiplier)))
+        self.register_buffer("slack_value", torch.tensor(0.0))
+        self.register_buffer("epoch", torch.tensor(0))
+        self.register_buffer("violation", torch.tensor(0.0))
+        self.name = name or f"constrained[{regularizer.name}]"
+
+    @property
+    def epsilon(self) -> float:
+        """The tolerance in force this epoch (homotopy: geometric from the start value to the final one)."""
+        if self.homotopy is None:
+            return self.epsilon_final
+        start, epochs = self.homotopy
+        progress = min(int(self.epoch) / max(epochs, 1), 1.0)
+        return float(start * (self.epsilon_final / start) ** progress)
+
+    @property
+    def slack(self) -> float:
+        """How far above ε the constraint was allowed to settle (resilient form; 0 otherwise)."""
+        return float(self.slack_value)
+
+    def components(self) -> list[EquivarianceRegularizer]:
+        return [self.term]
+
+    def loss(self, penalties: list[Tensor], epoch: float) -> Tensor:
+        return self.multiplier * (penalties[0] - self.epsilon - self.slack_value)
+
+    def end_epoch(self, measured: list[float]) -> None:
+        """Dual ascent step from the epoch-mean penalty."""
+        mean = float(measured[0])
+        self.violation.fill_(mean - self.epsilon - self.slack)
+        updated = max(0.0, float(self.multiplier) + self.dual_lr * float(self.violation))
+        self.multiplier.fill_(updated)
+        if self.resilient:
+            self.slack_value.fill_(updated / self.slack_cost)
+        self.epoch += 1
+
+    def log(self) -> dict[str, float]:
+        out = {
+            f"{self.name}/multiplier": float(self.multiplier),
+            f"{self.name}/violation": float(self.violation),
+            f"{self.name}/epsilon": self.epsilon,
+        }
+        if self.resilient:
+            out[f"{self.name}/slack"] = self.slack
+        return out
+
+
+RegularizerLike = EquivarianceRegularizer | MixedEquivarianceRegularizer | ConstrainedEquivarianceRegularizer
+Builder = Callable[..., RegularizerLike]
