@@ -154,3 +154,47 @@ def to_dtype(data: AnyData, dtype: torch.dtype) -> AnyData:
         if isinstance(value, Tensor) and value.is_floating_point():
             out[key] = value.to(dtype)
     return out
+
+
+def select_graphs(data: AnyData, index: Tensor) -> AnyData:
+    """The graphs (or tensor samples) ``index`` of ``data`` as a new batch, in that order, by tensor ops.
+
+    Returns the sub-batch; node order inside each graph is kept and index fields are renumbered.
+    """
+    if isinstance(data, Tensor):
+        return data[index]
+    batch = graph_index(data)
+    n = num_graphs(data)
+    position = torch.full((n,), -1, dtype=torch.long, device=batch.device)
+    position[index] = torch.arange(index.numel(), device=batch.device)
+    node_rank = position[batch]
+    # Nodes of selected graphs, ordered by their graph's position in `index` (stable within a graph).
+    keep = torch.nonzero(node_rank >= 0).flatten()
+    order = keep[torch.argsort(node_rank[keep], stable=True)]
+    new_id = torch.full_like(batch, -1)
+    new_id[order] = torch.arange(order.numel(), device=batch.device)
+    out: dict[str, object] = {}
+    edge_keep = None
+    if getattr(data, "edge_index", None) is not None:
+        edge_rank = node_rank[data.edge_index[0]]
+        kept_edges = torch.nonzero(edge_rank >= 0).flatten()
+        edge_keep = kept_edges[torch.argsort(edge_rank[kept_edges], stable=True)]
+    for key in data.keys():
+        if key in _BOOKKEEPING:
+            continue
+        value = data[key]
+        if not isinstance(value, Tensor):
+            out[key] = [value[int(i)] for i in index] if isinstance(value, list) else value
+        elif is_index_field(key):
+            out[key] = new_id[value[:, edge_keep]] if edge_keep is not None else value
+        elif value.dim() == 0:
+            out[key] = value
+        else:
+            level = field_level(data, key)
+            out[key] = value[order] if level == "node" else value[edge_keep] if level == "edge" else value[index]
+    new_batch = node_rank[order]
+    counts = torch.bincount(new_batch, minlength=index.numel())
+    result = Batch(batch=new_batch, ptr=torch.cat([counts.new_zeros(1), torch.cumsum(counts, 0)]), **out)
+    result._num_graphs = index.numel()
+    result.num_nodes = int(order.numel())
+    return result

@@ -17,7 +17,7 @@ from geoadapt.structure import AnyData, graph_index, num_graphs
 
 
 def gram_schmidt(v1: Tensor, v2: Tensor) -> Tensor:
-    """Rotations ``(B, 3, 3)`` with columns ``e1 = v1/|v1|``, ``e2`` from ``v2``, ``e3 = e1 x e2``: SO(3) equivariant."""
+    """Rotations ``(B, 3, 3)``: columns ``e1 = v1/|v1|``, ``e2`` from ``v2``, ``e3 = e1 x e2`` (SO(3) equivariant)."""
     e1 = F.normalize(v1, dim=-1, eps=1e-8)
     e2 = F.normalize(v2 - (e1 * v2).sum(-1, keepdim=True) * e1, dim=-1, eps=1e-8)
     return torch.stack([e1, e2, torch.cross(e1, e2, dim=-1)], dim=-1)

@@ -14,8 +14,11 @@ from geoadapt.metrics.equivariance import (
     transformed_outputs,
     worst_case_accuracy,
 )
+from geoadapt.metrics.task import classification_metrics, regression_metrics
 
 __all__ = [
+    "classification_metrics",
+    "regression_metrics",
     "EquivarianceReport",
     "GroupAccuracy",
     "equivariance_error",

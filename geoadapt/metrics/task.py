@@ -1,0 +1,56 @@
+"""Task metrics: accuracy, precision, recall, F1, ROC-AUC for classification; MSE, MAE, RMSE, R² for regression."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import Tensor
+
+
+def regression_metrics(pred: Tensor, target: Tensor) -> dict[str, float]:
+    """Over all target entries: ``mse``, ``mae``, ``rmse``, ``r2`` (1 - SSE / SST, per column then averaged)."""
+    pred, target = (
+        pred.detach().double().reshape(target.shape[0], -1),
+        target.detach().double().reshape(target.shape[0], -1),
+    )
+    err = pred - target
+    mse = float(err.pow(2).mean())
+    sst = (target - target.mean(0)).pow(2).sum(0)
+    r2 = float((1 - err.pow(2).sum(0) / sst.clamp_min(1e-12)).mean()) if target.shape[0] > 1 else math.nan
+    return {"mse": mse, "mae": float(err.abs().mean()), "rmse": math.sqrt(mse), "r2": r2}
+
+
+def classification_metrics(logits: Tensor, labels: Tensor) -> dict[str, float]:
+    """``accuracy``, macro ``precision``/``recall``/``f1`` and ``roc_auc`` (binary, or one-vs-rest).
+
+    ``logits``: ``(n, 1)`` binary logits or ``(n, C)`` class logits; ``labels``: ``(n,)`` ints.
+    """
+    from sklearn.metrics import precision_recall_fscore_support, roc_auc_score
+
+    logits, labels = logits.detach().double(), labels.detach().reshape(-1).long()
+    if logits.shape[-1] == 1:
+        prob = torch.sigmoid(logits[:, 0])
+        pred = (prob > 0.5).long()
+        scores, average = prob.numpy(), "binary"
+    else:
+        prob = torch.softmax(logits, -1)
+        pred = prob.argmax(-1)
+        scores, average = prob.numpy(), "macro"
+    y, p = labels.numpy(), pred.numpy()
+    precision, recall, f1, _ = precision_recall_fscore_support(y, p, average=average, zero_division=0)
+    try:
+        if logits.shape[-1] == 1:
+            auc = roc_auc_score(y, scores)
+        else:
+            auc = roc_auc_score(y, scores, multi_class="ovr", labels=np.arange(logits.shape[-1]))
+    except ValueError:  # a class missing from this split: AUC undefined
+        auc = math.nan
+    return {
+        "accuracy": float((pred == labels).double().mean()),
+        "precision": float(precision),
+        "recall": float(recall),
+        "f1": float(f1),
+        "roc_auc": float(auc),
+    }

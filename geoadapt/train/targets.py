@@ -1,0 +1,54 @@
+"""Batches as (input, target) pairs, and target standardization that respects equivariant outputs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+from torch import Tensor
+
+from geoadapt.spec import Spec
+from geoadapt.structure import AnyData, is_graph
+
+
+def split_batch(batch: object) -> tuple[AnyData, Tensor]:
+    """``(inputs, targets)`` from a PyG batch (``batch.y``) or an ``(inputs, targets)`` tuple."""
+    if is_graph(batch):
+        if getattr(batch, "y", None) is None:
+            raise ValueError("batch.y: expected targets on the graph batch, got None")
+        return batch, batch.y
+    if isinstance(batch, (tuple, list)) and len(batch) == 2:
+        return batch[0], batch[1]
+    raise TypeError(f"batch: expected a PyG Batch with y or an (inputs, targets) pair, got {type(batch).__name__}")
+
+
+def fit_normalization(loader: Iterable, spec: Spec) -> dict[str, list[float]]:
+    """Mean and std of the regression targets of ``loader``.
+
+    Invariant outputs (all ``0e``) get per-column mean and std. Equivariant outputs keep mean 0 and share
+    one scale (the RMS of the entries), since a per-component shift or scale would break equivariance.
+    """
+    ys = torch.cat([split_batch(b)[1].reshape(-1, spec.output.dim).double() for b in loader])
+    if all(ir.l == 0 and ir.p == 1 for _, ir in spec.output):
+        mean, std = ys.mean(0), ys.std(0).clamp_min(1e-8) if ys.shape[0] > 1 else torch.ones(ys.shape[1])
+    else:
+        mean, std = torch.zeros(ys.shape[1]), ys.pow(2).mean().sqrt().clamp_min(1e-8).expand(ys.shape[1])
+    return {"mean": mean.tolist(), "std": std.tolist()}
+
+
+def normalize(y: Tensor, normalization: dict[str, list[float]] | None) -> Tensor:
+    """``(y - mean) / std`` (identity when ``normalization`` is None)."""
+    if normalization is None:
+        return y
+    mean = torch.tensor(normalization["mean"], dtype=y.dtype, device=y.device)
+    std = torch.tensor(normalization["std"], dtype=y.dtype, device=y.device)
+    return (y.reshape(y.shape[0], -1) - mean) / std
+
+
+def denormalize(y: Tensor, normalization: dict[str, list[float]] | None) -> Tensor:
+    """Inverse of :func:`normalize`."""
+    if normalization is None:
+        return y
+    mean = torch.tensor(normalization["mean"], dtype=y.dtype, device=y.device)
+    std = torch.tensor(normalization["std"], dtype=y.dtype, device=y.device)
+    return y * std + mean

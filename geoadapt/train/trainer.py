@@ -1,0 +1,362 @@
+"""The Trainer: adapt a model with task loss + equivariance regularizers, measured every epoch."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import os
+import random
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from geoadapt.adapt.strategies import Strategy, make_strategy
+from geoadapt.data.cache import atomic_save
+from geoadapt.groups import Group, group_from_name
+from geoadapt.metrics.equivariance import equivariance_error, prediction_consistency, score_from_error
+from geoadapt.metrics.task import classification_metrics, regression_metrics
+from geoadapt.regularizers.equivariance import EquivarianceRegularizer, stacked_forward
+from geoadapt.spec import Spec
+from geoadapt.structure import is_graph
+from geoadapt.train import distributed
+from geoadapt.train.targets import denormalize, fit_normalization, normalize, split_batch
+
+log = logging.getLogger("geoadapt")
+TASKS = ("regression", "classification")
+SCHEDULERS = (None, "cosine", "step", "plateau")
+
+
+class Trainer:
+    """Adapt ``model`` on a task, with regularizers, an adaptation strategy and equivariance metrics per epoch.
+
+    Args:
+        model: takes a batch (PyG ``Batch`` or a tensor) and returns ``(rows, spec.output.dim)``.
+        task: ``"regression"`` (MSE on standardized targets, stored as ``model.normalization``) or
+            ``"classification"`` (one logit: binary cross-entropy; several: cross-entropy).
+        regularizers: equivariance regularizers (plain, mixed or constrained).
+        strategy: a :class:`Strategy`, a strategy name (see ``geoadapt.adapt.STRATEGIES``) or None (fine-tune).
+        groups: groups to measure equivariance under each epoch (names or groups); default: the regularizers'.
+        max_epochs, lr, weight_decay, seed, grad_clip: the usual; AdamW.
+        scheduler: ``None``, ``"cosine"``, ``"step"`` or ``"plateau"``.
+        early_stopping: a validation metric name (e.g. ``"rmse"``, ``"accuracy"``) and ``patience`` epochs;
+            the best weights are restored at the end.
+        run_dir: where ``metrics.csv``, ``history.json`` and checkpoints (``last.pt``, ``best.pt``) go.
+        resume: continue from ``run_dir/last.pt`` when it exists.
+        eq_samples: group samples per graph for the per-epoch equivariance metrics.
+        stack: run transformed copies in the same forward as the batch (see ``stacked_forward``).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        task: str = "regression",
+        regularizers: Sequence[nn.Module] = (),
+        strategy: Strategy | str | None = None,
+        groups: Sequence[Group | str] | None = None,
+        max_epochs: int = 50,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        seed: int = 0,
+        grad_clip: float | None = 10.0,
+        scheduler: str | None = None,
+        early_stopping: str | None = None,
+        patience: int = 10,
+        run_dir: str | os.PathLike | None = None,
+        resume: bool = False,
+        eq_samples: int = 4,
+        spec: Spec | None = None,
+        stack: bool = True,
+        progress: bool | None = None,
+        strategy_options: dict[str, Any] | None = None,
+        normalize_targets: bool = True,
+    ) -> None:
+        if task not in TASKS:
+            raise ValueError(f"task: expected one of {TASKS}, got {task!r}")
+        if scheduler not in SCHEDULERS:
+            raise ValueError(f"scheduler: expected one of {SCHEDULERS}, got {scheduler!r}")
+        self.task, self.seed, self.max_epochs, self.lr = task, seed, int(max_epochs), float(lr)
+        self.weight_decay, self.grad_clip, self.scheduler_name = weight_decay, grad_clip, scheduler
+        self.early_stopping, self.patience, self.eq_samples, self.stack = early_stopping, patience, eq_samples, stack
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.resume, self.progress, self.normalize_targets = resume, progress, normalize_targets
+        self._seed_everything(seed)
+        self.spec = spec or getattr(model, "spec", None)
+        if self.spec is None:
+            raise ValueError("spec: expected model.spec or a spec= argument, got neither")
+        self.regularizers = nn.ModuleList(regularizers)
+        self.components: list[EquivarianceRegularizer] = [c for r in self.regularizers for c in r.components()]
+        if groups is None:
+            self.groups = [c.group for c in self.components]
+        else:
+            self.groups = [group_from_name(g) if isinstance(g, str) else g for g in groups]
+        if isinstance(strategy, str):
+            group = self.groups[0] if self.groups else None
+            strategy = make_strategy(strategy, model, self.spec, group, **(strategy_options or {}))
+        self.strategy = strategy or Strategy("finetune", model)
+        self.model = self.strategy.model
+        self.base_model = model
+        self.normalization: dict[str, list[float]] | None = getattr(model, "normalization", None)
+        self.history: list[dict[str, float]] = []
+        self.epoch = 0
+        self.best: tuple[float, dict[str, Tensor]] | None = None
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.scheduler: Any = None
+
+    # --- set-up --------------------------------------------------------------------------------
+    @staticmethod
+    def _seed_everything(seed: int) -> None:
+        random.seed(seed)
+        np.random.seed(seed % 2**32)
+        torch.manual_seed(seed)
+
+    def _build_optimizer(self) -> None:
+        groups = self.strategy.param_groups(self.lr)
+        reg_params = [p for p in self.regularizers.parameters() if p.requires_grad]
+        if reg_params:
+            groups.append({"params": reg_params, "lr": self.lr})
+        if not groups:
+            raise ValueError("optimizer: expected trainable parameters, got none (everything is frozen)")
+        self.optimizer = torch.optim.AdamW(groups, lr=self.lr, weight_decay=self.weight_decay)
+        if self.scheduler_name == "cosine":
+            self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=max(self.max_epochs, 1))
+        elif self.scheduler_name == "step":
+            self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, step_size=max(self.max_epochs // 3, 1))
+        elif self.scheduler_name == "plateau":
+            self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+                self.optimizer, patience=max(self.patience // 2, 1)
+            )
+
+    # --- losses --------------------------------------------------------------------------------
+    def task_loss(self, out: Tensor, y: Tensor) -> Tensor:
+        """Task loss on model outputs (standardized space for regression)."""
+        if self.task == "regression":
+            target = normalize(y.to(out.dtype), self.normalization if self.normalize_targets else None)
+            return F.mse_loss(out.reshape(target.shape), target)
+        if out.shape[-1] == 1:
+            return F.binary_cross_entropy_with_logits(out[:, 0], y.reshape(-1).to(out.dtype))
+        return F.cross_entropy(out, y.reshape(-1).long())
+
+    def predict(self, out: Tensor) -> Tensor:
+        """Model outputs in target units (regression) or logits (classification)."""
+        if self.task == "regression" and self.normalize_targets:
+            return denormalize(out, self.normalization)
+        return out
+
+    # --- training ------------------------------------------------------------------------------
+    def fit(self, train_loader: Iterable, val_loader: Iterable | None = None) -> list[dict[str, float]]:
+        """Train for ``max_epochs`` (or until early stopping); returns the per-epoch history."""
+        ddp = distributed.setup()
+        train_loader = distributed.shard_loader(train_loader) if ddp else train_loader
+        if self.task == "regression" and self.normalize_targets and self.normalization is None:
+            self.normalization = fit_normalization(train_loader, self.spec)
+        self.base_model.normalization = self.normalization
+        self._lazy_init(train_loader)
+        self._build_optimizer()
+        if self.resume and self.run_dir is not None and (self.run_dir / "last.pt").is_file():
+            self._load_state(self.run_dir / "last.pt")
+        forward_model = distributed.wrap(self.model) if ddp else self.model
+        bar = tqdm(
+            range(self.epoch, self.max_epochs),
+            desc="epochs",
+            disable=True if self.progress is False else None,
+            initial=self.epoch,
+            total=self.max_epochs,
+        )
+        for epoch in bar:
+            row = self._train_epoch(forward_model, train_loader, epoch)
+            if val_loader is not None:
+                row.update({f"val_{k}": v for k, v in self.evaluate(val_loader).items()})
+            for reg in self.regularizers:
+                row.update(reg.log())
+            self.history.append(row)
+            self.epoch = epoch + 1
+            stop = self._early_stopping(row)
+            if self.scheduler is not None:
+                metric = row.get(f"val_{self.early_stopping}", row["train_loss"])
+                self.scheduler.step(metric) if self.scheduler_name == "plateau" else self.scheduler.step()
+            if distributed.is_main():
+                self._write_logs(row)
+                self._save_state("last.pt")
+            bar.set_postfix({k: f"{v:.3g}" for k, v in row.items() if k in ("train_loss", "val_rmse", "val_accuracy")})
+            if stop:
+                log.info("early stopping at epoch %d", epoch)
+                break
+        if self.best is not None:
+            self.model.load_state_dict(self.best[1])
+        distributed.teardown(ddp)
+        return self.history
+
+    def _lazy_init(self, loader: Iterable) -> None:
+        """One forward on a batch so lazily created layers (``nn.LazyLinear``) exist before the optimizer."""
+        if any(isinstance(p, nn.parameter.UninitializedParameter) for p in self.model.parameters()):
+            inputs, _ = split_batch(next(iter(loader)))
+            with torch.no_grad():
+                self.model(inputs)
+
+    def _train_epoch(self, model: nn.Module, loader: Iterable, epoch: int) -> dict[str, float]:
+        # Reseeding per epoch makes shuffling and group sampling a function of (seed, epoch): a resumed
+        # run replays exactly the epochs an uninterrupted run would.
+        torch.manual_seed(self.seed * 100_003 + epoch)
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+        distributed.set_epoch(loader, epoch)
+        self.model.train()
+        sums = {"train_loss": 0.0, "train_task_loss": 0.0}
+        pen_sums = [0.0] * len(self.components)
+        steps = 0
+        n_batches = len(loader) if hasattr(loader, "__len__") else None
+        for step, batch in enumerate(loader):
+            inputs, y = split_batch(batch)
+            if self.strategy.batch_transform is not None:
+                inputs = self.strategy.batch_transform(inputs, generator)
+                y = inputs.y if is_graph(inputs) else y  # equivariant graph targets move with the input
+            out, penalties = stacked_forward(
+                model, inputs, self.components, generator, self.stack, hook_model=self.model
+            )
+            task_loss = self.task_loss(out, y)
+            loss = task_loss
+            position = epoch + (step / n_batches if n_batches else 0.0)
+            offset = 0
+            for reg in self.regularizers:
+                count = len(reg.components())
+                loss = loss + reg.loss(penalties[offset : offset + count], position)
+                offset += count
+            if self.strategy.extra_loss is not None:
+                loss = loss + self.strategy.extra_loss()
+            if not torch.isfinite(loss):
+                last = self.run_dir / "last.pt" if self.run_dir else None
+                raise FloatingPointError(
+                    f"loss: expected a finite value, got {float(loss)} at epoch {epoch}, "
+                    f"step {step}; stopped" + (f"; last good checkpoint: {last}" if last else "")
+                )
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if self.grad_clip:
+                nn.utils.clip_grad_norm_([p for g in self.optimizer.param_groups for p in g["params"]], self.grad_clip)
+            self.optimizer.step()
+            sums["train_loss"] += float(loss.detach())
+            sums["train_task_loss"] += float(task_loss.detach())
+            for i, p in enumerate(penalties):
+                pen_sums[i] += float(p.detach())
+            steps += 1
+        means = [s / max(steps, 1) for s in pen_sums]
+        offset = 0
+        for reg in self.regularizers:
+            count = len(reg.components())
+            reg.end_epoch(means[offset : offset + count])
+            offset += count
+        row = {"epoch": float(epoch), **{k: v / max(steps, 1) for k, v in sums.items()}}
+        row.update({f"train_penalty/{c.name}": m for c, m in zip(self.components, means)})
+        row["lr"] = self.optimizer.param_groups[0]["lr"]
+        return row
+
+    def _early_stopping(self, row: dict[str, float]) -> bool:
+        if not self.early_stopping:
+            return False
+        key = f"val_{self.early_stopping}"
+        if key not in row:
+            raise ValueError(
+                f"early_stopping: expected a validation metric among "
+                f"{sorted(k[4:] for k in row if k.startswith('val_'))}, got {self.early_stopping!r}"
+            )
+        higher = self.early_stopping in ("accuracy", "precision", "recall", "f1", "roc_auc", "r2", "equivariance_score")
+        value = row[key] if higher else -row[key]
+        if self.best is None or value > self.best[0]:
+            self.best = (value, {k: v.detach().clone() for k, v in self.model.state_dict().items()})
+            self.best_epoch = len(self.history) - 1
+            if distributed.is_main() and self.run_dir is not None:
+                self._save_state("best.pt")
+            return False
+        return len(self.history) - 1 - self.best_epoch >= self.patience
+
+    # --- evaluation ----------------------------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self, loader: Iterable) -> dict[str, float]:
+        """Task metrics and, per group, ``equivariance_error`` / ``score`` (and ``consistency`` for classifiers).
+
+        With one group the keys are plain (``equivariance_error``); with several, suffixed by group name too.
+        """
+        self.model.eval()
+        outs, ys, batches = [], [], []
+        for batch in loader:
+            inputs, y = split_batch(batch)
+            outs.append(self.predict(self.model(inputs)))
+            ys.append(y)
+            batches.append(inputs)
+        out, y = torch.cat(outs), torch.cat(ys)
+        if self.task == "regression":
+            metrics = regression_metrics(out, y.reshape(out.shape[0], -1))
+        else:
+            metrics = classification_metrics(out, y)
+        generator = torch.Generator().manual_seed(self.seed)
+        for i, group in enumerate(self.groups):
+            err = equivariance_error(self.model, batches, group, self.spec, self.eq_samples, generator)
+            values = {"equivariance_error": float(err.mean()), "equivariance_score": score_from_error(err)}
+            if self.task == "classification":
+                values["consistency"] = prediction_consistency(
+                    self.model, batches, group, self.spec, self.eq_samples, generator
+                )
+            for k, v in values.items():
+                if i == 0:
+                    metrics[k] = v
+                if len(self.groups) > 1:
+                    metrics[f"{k}/{group!r}"] = v
+        self.model.train()
+        return metrics
+
+    # --- logs and checkpoints ------------------------------------------------------------------
+    def _write_logs(self, row: dict[str, float]) -> None:
+        if self.run_dir is None:
+            return
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        keys = sorted({k for r in self.history for k in r}, key=lambda k: (k != "epoch", k))
+        tmp = self.run_dir / ".metrics.csv.tmp"
+        with tmp.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=keys)
+            writer.writeheader()
+            for r in self.history:
+                writer.writerow({k: r.get(k, math.nan) for k in keys})
+        tmp.replace(self.run_dir / "metrics.csv")
+        tmp = self.run_dir / ".history.json.tmp"
+        tmp.write_text(json.dumps(self.history, indent=1))
+        tmp.replace(self.run_dir / "history.json")
+
+    def state(self) -> dict[str, Any]:
+        """Everything needed to resume: weights, optimizer, scheduler, regularizers, RNG, epoch, history."""
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict() if self.optimizer else None,
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "regularizers": self.regularizers.state_dict(),
+            "epoch": self.epoch,
+            "history": self.history,
+            "normalization": self.normalization,
+            "best": self.best,
+            "best_epoch": getattr(self, "best_epoch", None),
+            "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
+        }
+
+    def _save_state(self, name: str) -> None:
+        if self.run_dir is not None:
+            atomic_save(self.state(), self.run_dir / name)
+
+    def _load_state(self, path: Path) -> None:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None and state["scheduler"] is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        self.regularizers.load_state_dict(state["regularizers"])
+        self.epoch, self.history, self.normalization = state["epoch"], state["history"], state["normalization"]
+        self.best, self.best_epoch = state["best"], state["best_epoch"]
+        torch.set_rng_state(state["rng"]["torch"])
+        np.random.set_state(state["rng"]["numpy"])
+        random.setstate(state["rng"]["python"])
+        log.info("resumed from %s at epoch %d", path, self.epoch)
