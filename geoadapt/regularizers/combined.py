@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import torch
@@ -13,22 +14,30 @@ from geoadapt.regularizers.equivariance import EquivarianceRegularizer
 class MixedEquivarianceRegularizer(nn.Module):
     """Several symmetries (e.g. SO3, Permutation, SignFlip), each with a weight tuned during training.
 
-    In the spirit of Kim et al. (2023), "Regularizing towards soft equivariance under mixed symmetries":
-    each term enters as ``exp(-s_k) R_k + s_k`` with a learnable log-scale ``s_k`` (optimized with the
-    model). At the optimum ``exp(-s_k) = 1 / R_k``: a symmetry the data holds can be met (``R_k`` small),
-    so its weight grows; one the data breaks keeps ``R_k`` large and its weight shrinks. The final
-    weights (:meth:`weights`) tell a user which symmetry the data really holds.
+    In the spirit of Kim et al. (2023), "Regularizing towards soft equivariance under mixed symmetries",
+    with uncertainty-style weights: each term enters as ``w_k R_k`` with ``w_k = exp(-s_k)``, where
+    ``s_k`` minimizes ``exp(-s_k) R̄_k + s_k``, i.e. ``w_k ∝ 1 / R̄_k`` for the epoch-mean penalty ``R̄_k``.
+    It is set in closed form after every epoch (smoothed by ``momentum``), then the weights are rescaled
+    to keep their sum (one per term), so the total regularization strength stays that of the base
+    weights and only the split between symmetries is learned (unnormalized ``1/R̄`` weights would all
+    run away together). A symmetry the data holds can be met, so ``R̄_k`` falls and its share rises;
+    one the data breaks keeps ``R̄_k`` up and its share down. :meth:`weights` reports the split.
     """
 
     def __init__(
-        self, regularizers: Sequence[EquivarianceRegularizer], learn_weights: bool = True, name: str = "mixed"
+        self,
+        regularizers: Sequence[EquivarianceRegularizer],
+        learn_weights: bool = True,
+        momentum: float = 0.5,
+        weight_range: tuple[float, float] = (1e-3, 1e3),
+        name: str = "mixed",
     ) -> None:
         super().__init__()
         if not regularizers:
             raise ValueError("regularizers: expected at least one EquivarianceRegularizer, got none")
         self.terms = nn.ModuleList(regularizers)
-        self.learn_weights = learn_weights
-        self.log_scale = nn.Parameter(torch.zeros(len(regularizers)), requires_grad=learn_weights)
+        self.learn_weights, self.momentum, self.weight_range = learn_weights, momentum, weight_range
+        self.register_buffer("log_scale", torch.zeros(len(regularizers)))
         self.name = name
 
     def components(self) -> list[EquivarianceRegularizer]:
@@ -36,19 +45,24 @@ class MixedEquivarianceRegularizer(nn.Module):
 
     def weights(self) -> dict[str, float]:
         """Current effective weight of each symmetry: ``base weight * exp(-s_k)``."""
-        scale = torch.exp(-self.log_scale.detach())
+        scale = torch.exp(-self.log_scale)
         return {t.name: t.weight * float(w) for t, w in zip(self.terms, scale)}
 
     def loss(self, penalties: list[Tensor], epoch: float) -> Tensor:
         total = penalties[0].new_zeros(())
         for k, (term, penalty) in enumerate(zip(self.terms, penalties)):
-            s = self.log_scale[k]
-            factor = term.weight * term.schedule(epoch)
-            total = total + factor * (torch.exp(-s) * penalty + (s if self.learn_weights else 0.0))
+            total = total + term.weight * term.schedule(epoch) * torch.exp(-self.log_scale[k]) * penalty
         return total
 
     def end_epoch(self, measured: list[float]) -> None:
-        """Nothing to update outside the optimizer."""
+        """Move each ``s_k`` towards ``log R̄_k`` (the minimizer of ``exp(-s) R̄ + s``)."""
+        if not self.learn_weights:
+            return
+        low, high = self.weight_range
+        target = torch.tensor([math.log(max(m, 1e-12)) for m in measured])
+        target = target + torch.logsumexp(-target, 0) - math.log(len(measured))  # weights sum to the term count
+        target = target.clamp(-math.log(high), -math.log(low))
+        self.log_scale.mul_(self.momentum).add_((1 - self.momentum) * target)
 
     def log(self) -> dict[str, float]:
         return {f"{self.name}/{k}/weight": v for k, v in self.weights().items()}

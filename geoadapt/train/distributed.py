@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 
+import torch
 import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DistributedSampler, RandomSampler
@@ -34,6 +35,15 @@ def teardown(active: bool) -> None:
 def is_main() -> bool:
     """True on rank 0 (and when not distributed): the process that writes logs and checkpoints."""
     return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+
+
+def sum_across(values: list[float]) -> list[float]:
+    """Sum ``values`` over all ranks (identity when not distributed)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return values
+    tensor = torch.tensor(values, dtype=torch.float64)
+    dist.all_reduce(tensor)
+    return tensor.tolist()
 
 
 def shard_loader(loader: Iterable) -> Iterable:

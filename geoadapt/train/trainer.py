@@ -151,12 +151,17 @@ class Trainer:
         return out
 
     # --- training ------------------------------------------------------------------------------
-    def fit(self, train_loader: Iterable, val_loader: Iterable | None = None) -> list[dict[str, float]]:
-        """Train for ``max_epochs`` (or until early stopping); returns the per-epoch history."""
+    def fit(
+        self, train_loader: Iterable, val_loader: Iterable | None = None, epochs: int | None = None
+    ) -> list[dict[str, float]]:
+        """Train up to ``max_epochs`` (or until early stopping); returns the per-epoch history.
+
+        ``epochs`` caps how many epochs this call runs (a later ``fit`` with ``resume=True`` goes on).
+        """
         ddp = distributed.setup()
-        train_loader = distributed.shard_loader(train_loader) if ddp else train_loader
         if self.task == "regression" and self.normalize_targets and self.normalization is None:
-            self.normalization = fit_normalization(train_loader, self.spec)
+            self.normalization = fit_normalization(train_loader, self.spec)  # whole training set, before sharding
+        train_loader = distributed.shard_loader(train_loader) if ddp else train_loader
         self.base_model.normalization = self.normalization
         self._lazy_init(train_loader)
         self._build_optimizer()
@@ -246,6 +251,9 @@ class Trainer:
             for i, p in enumerate(penalties):
                 pen_sums[i] += float(p.detach())
             steps += 1
+        # Under DDP every rank saw a shard: average the epoch means so logs and dual updates agree.
+        totals = distributed.sum_across([sums["train_loss"], sums["train_task_loss"], *pen_sums, float(steps)])
+        sums["train_loss"], sums["train_task_loss"], pen_sums, steps = totals[0], totals[1], totals[2:-1], totals[-1]
         means = [s / max(steps, 1) for s in pen_sums]
         offset = 0
         for reg in self.regularizers:

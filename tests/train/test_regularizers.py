@@ -1,0 +1,168 @@
+"""Regularizers: zero on equivariant models, positive on broken ones, and they do their job in training."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from geoadapt import Spec
+from geoadapt.dtypes import default_dtype
+from geoadapt.groups import SO2, SO3, Permutation, SignFlip
+from geoadapt.models import build
+from geoadapt.regularizers import (
+    ConstrainedEquivarianceRegularizer,
+    EquivarianceRegularizer,
+    MixedEquivarianceRegularizer,
+    Schedule,
+    stacked_forward,
+)
+from geoadapt.structure import to_dtype
+from geoadapt.train import Trainer
+
+
+def test_penalty_zero_for_equivariant_and_positive_for_broken(molecules):
+    data = to_dtype(molecules, torch.float64)
+    with default_dtype(torch.float64):
+        e3nn = build("e3nn_gnn", output="0e+1o")
+    for distance in ("mse", "relative"):
+        regs = [
+            EquivarianceRegularizer(SO3(), e3nn.spec, distance=distance, n_samples=3, layers=["layers.0"]),
+            EquivarianceRegularizer(Permutation(), e3nn.spec, distance=distance),
+        ]
+        _, penalties = stacked_forward(e3nn, data, regs)
+        assert max(float(p) for p in penalties) < 1e-12
+    naive = build("naive_gnn").double()
+    _, (penalty,) = stacked_forward(naive, data, [EquivarianceRegularizer(SO3(), naive.spec)])
+    assert float(penalty) > 1e-4
+    _, (penalty,) = stacked_forward(
+        naive, data, [EquivarianceRegularizer(SO3(), naive.spec, layers={"convs.1": "64x0e"}, output=False)]
+    )
+    assert float(penalty) > 1e-4  # the feature-level term alone sees the broken symmetry
+
+
+def test_kl_distance_for_classifier_logits(molecules):
+    data = molecules.clone()
+    data.eigvecs = torch.randn(data.num_nodes, 4)
+    model = build("gin", out_dim=3, pe="eigvecs", pe_dim=4)
+    reg = EquivarianceRegularizer(SignFlip(), model.spec, distance="kl")
+    out, (penalty,) = stacked_forward(model, data, [reg])
+    assert out.shape == (5, 3) and float(penalty) > 0
+    plain = build("gin", out_dim=3)
+    _, (zero,) = stacked_forward(plain, data, [EquivarianceRegularizer(Permutation(), plain.spec, distance="kl")])
+    assert abs(float(zero)) < 1e-6
+
+
+def test_stacked_forward_is_one_call_and_reuses_outputs(molecules):
+    calls = []
+    model = build("naive_gnn")
+    model.register_forward_hook(lambda *a: calls.append(1))
+    regs = [EquivarianceRegularizer(SO3(), model.spec, n_samples=2), EquivarianceRegularizer(Permutation(), model.spec)]
+    out, penalties = stacked_forward(model, molecules, regs)
+    assert len(calls) == 1 and len(penalties) == 2
+    model.eval()
+    assert torch.allclose(out, model(molecules), atol=1e-5)  # f(x) comes out of the stacked pass unchanged
+
+
+def test_regularizer_spec_that_does_not_fit_the_batch(molecules):
+    model = build("naive_gnn")
+    reg = EquivarianceRegularizer(SO3(), Spec(fields={"x": "1o"}), weight=1.0)
+    with pytest.raises(ValueError, match=r"field 'x': expected shape \(rows, 3\)"):
+        stacked_forward(model, molecules, [reg])
+    with pytest.raises(ValueError, match="layers: expected submodule names"):
+        stacked_forward(model, molecules, [EquivarianceRegularizer(SO3(), model.spec, layers=["nope"])])
+    with pytest.raises(ValueError, match="distance"):
+        EquivarianceRegularizer(SO3(), model.spec, distance="cosine")
+
+
+def test_schedules():
+    assert Schedule()(0) == 1.0
+    assert Schedule("linear", 4)(1) == pytest.approx(0.25) and Schedule("linear", 4)(9) == 1.0
+    assert Schedule("cosine", 4)(2) == pytest.approx(0.5) and Schedule("cosine", 4)(0) == 0.0
+    with pytest.raises(ValueError, match="schedule kind"):
+        Schedule("exp")
+
+
+def _fit(model, loaders, regularizers, epochs=15, **kw):
+    trainer = Trainer(
+        model, "regression", regularizers, groups=[SO3()], max_epochs=epochs, lr=3e-3, seed=0, progress=False, **kw
+    )
+    trainer.fit(*loaders)
+    return trainer, trainer.evaluate(loaders[1])
+
+
+def test_regularized_training_keeps_symmetry_on_real_molecules(chembl_loaders):
+    torch.manual_seed(0)
+    _, plain = _fit(build("naive_gnn"), chembl_loaders, [])
+    torch.manual_seed(0)
+    model = build("naive_gnn")
+    _, regularized = _fit(model, chembl_loaders, [EquivarianceRegularizer(SO3(), model.spec, weight=10.0)])
+    assert regularized["equivariance_error"] * 10 <= plain["equivariance_error"]
+    assert regularized["mse"] <= 1.1 * plain["mse"]
+
+
+def test_dual_ascent_moves_the_multiplier_both_ways():
+    spec = Spec(output="0e")
+    constrained = ConstrainedEquivarianceRegularizer(EquivarianceRegularizer(SO3(), spec), epsilon=0.1, dual_lr=2.0)
+    constrained.end_epoch([0.6])
+    assert float(constrained.multiplier) == pytest.approx(1.0)
+    constrained.end_epoch([0.35])
+    assert float(constrained.multiplier) == pytest.approx(1.5)  # still violated: keeps rising
+    constrained.end_epoch([0.0])
+    assert float(constrained.multiplier) == pytest.approx(1.3)  # satisfied: falls
+    for _ in range(10):
+        constrained.end_epoch([0.0])
+    assert float(constrained.multiplier) == 0.0  # and never below zero
+
+
+def test_homotopy_and_resilient_slack():
+    spec = Spec(output="0e")
+    c = ConstrainedEquivarianceRegularizer(EquivarianceRegularizer(SO3(), spec), epsilon=1e-3, homotopy=(1e-1, 2))
+    assert c.epsilon == pytest.approx(1e-1)
+    c.end_epoch([0.0])
+    assert c.epsilon == pytest.approx(1e-2)
+    c.end_epoch([0.0])
+    assert c.epsilon == pytest.approx(1e-3)
+    r = ConstrainedEquivarianceRegularizer(
+        EquivarianceRegularizer(SO3(), spec), epsilon=0.01, dual_lr=1.0, resilient=True, slack_cost=4.0
+    )
+    r.end_epoch([0.5])
+    assert r.slack == pytest.approx(float(r.multiplier) / 4.0) and r.slack > 0
+
+
+def test_constrained_training_logs_multiplier_every_epoch(chembl_loaders):
+    model = build("naive_gnn")
+    reg = ConstrainedEquivarianceRegularizer(EquivarianceRegularizer(SO3(), model.spec), epsilon=1e-4, dual_lr=50.0)
+    trainer, metrics = _fit(model, chembl_loaders, [reg], epochs=6)
+    multipliers = [row[f"{reg.name}/multiplier"] for row in trainer.history]
+    violations = [row[f"{reg.name}/violation"] for row in trainer.history]
+    assert len(multipliers) == 6 and multipliers[0] > 0 and all(v == v for v in violations)
+    assert metrics["equivariance_error"] < 0.5
+
+
+def test_mixed_weights_separate_held_from_broken_symmetry():
+    # Target: spread of atoms along z. Rotations about z (SO2 acting in 3D) keep it; general SO3 does not.
+    from torch_geometric.loader import DataLoader
+
+    from geoadapt.data import load
+
+    torch.manual_seed(0)
+    graphs = []
+    for g in load("rdkit_chembl2321810", limit=60, progress=False).graphs:
+        g = g.clone()
+        g.pos = g.pos @ SO3().sample(1)[0].float().T  # random orientations, so the broken symmetry shows
+        centered = g.pos - g.pos.mean(0)
+        g.y = centered[:, 2:3].pow(2).mean(0, keepdim=True)
+        graphs.append(g)
+    model = build("naive_gnn")
+    mixed = MixedEquivarianceRegularizer(
+        [
+            EquivarianceRegularizer(SO2(), model.spec, name="SO2(z)"),
+            EquivarianceRegularizer(SO3(), model.spec, name="SO3"),
+        ]
+    )
+    trainer = Trainer(model, "regression", [mixed], max_epochs=30, lr=3e-3, seed=0, progress=False)
+    trainer.fit(DataLoader(graphs, batch_size=10, shuffle=True))
+    weights = mixed.weights()
+    assert weights["SO2(z)"] > 10 * weights["SO3"]
+    assert sum(weights.values()) == pytest.approx(2.0, rel=0.05)  # only the split is learned
+    assert "mixed/SO3/weight" in trainer.history[-1]

@@ -1,0 +1,180 @@
+"""The Trainer: tasks, metrics, seeds, resume, NaN stop, lazy layers, bad input, DDP."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+from torch_geometric.loader import DataLoader
+
+from geoadapt import Spec
+from geoadapt.data import load
+from geoadapt.groups import SO3, Permutation
+from geoadapt.models import build
+from geoadapt.regularizers import EquivarianceRegularizer
+from geoadapt.train import Trainer
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_evaluate_reports_task_and_equivariance_metrics(chembl_loaders):
+    model = build("naive_gnn")
+    trainer = Trainer(model, "regression", [EquivarianceRegularizer(SO3(), model.spec)], max_epochs=2, progress=False)
+    trainer.fit(*chembl_loaders)
+    metrics = trainer.evaluate(chembl_loaders[1])
+    for key in ("mse", "mae", "rmse", "r2", "equivariance_error", "equivariance_score"):
+        assert isinstance(metrics[key], float)
+    assert model.normalization is not None and len(model.normalization["mean"]) == 1
+
+
+def test_same_seed_same_metrics(chembl_loaders):
+    runs = []
+    for _ in range(2):
+        torch.manual_seed(123)
+        model = build("naive_gnn")
+        trainer = Trainer(
+            model, "regression", [EquivarianceRegularizer(SO3(), model.spec)], max_epochs=3, seed=5, progress=False
+        )
+        runs.append(trainer.fit(*chembl_loaders))
+    assert runs[0] == runs[1]
+
+
+def test_resume_ends_where_uninterrupted_run_ends(chembl_loaders, tmp_path):
+    def trainer(run_dir, epochs, resume=False):
+        torch.manual_seed(0)
+        model = build("naive_gnn")
+        reg = EquivarianceRegularizer(SO3(), model.spec)
+        return Trainer(
+            model,
+            "regression",
+            [reg],
+            max_epochs=epochs,
+            seed=1,
+            run_dir=run_dir,
+            resume=resume,
+            scheduler="cosine",
+            progress=False,
+        )
+
+    full = trainer(tmp_path / "full", 4)
+    full.fit(*chembl_loaders)
+    trainer(tmp_path / "part", 4).fit(*chembl_loaders, epochs=2)  # interrupted after 2 of 4 epochs
+    resumed = trainer(tmp_path / "part", 4, resume=True)
+    resumed.fit(*chembl_loaders)
+    assert [r["train_loss"] for r in resumed.history] == pytest.approx(
+        [r["train_loss"] for r in full.history], rel=1e-6
+    )
+    assert resumed.evaluate(chembl_loaders[1]) == pytest.approx(full.evaluate(chembl_loaders[1]), rel=1e-6)
+    assert (tmp_path / "part" / "metrics.csv").read_text().count("\n") == 5  # header + 4 epochs
+    assert len(json.loads((tmp_path / "part" / "history.json").read_text())) == 4
+
+
+def test_nan_loss_stops_with_message_and_keeps_last_good_checkpoint(chembl_loaders, tmp_path):
+    model = build("naive_gnn")
+    Trainer(model, "regression", max_epochs=1, run_dir=tmp_path, progress=False).fit(*chembl_loaders)
+    before = torch.load(tmp_path / "last.pt", weights_only=False)["model"]
+    poisoned = [g.clone() for g in chembl_loaders[0].dataset]
+    for g in poisoned:
+        g.y = torch.full_like(g.y, float("nan"))
+    trainer = Trainer(
+        model, "regression", max_epochs=3, run_dir=tmp_path, resume=True, progress=False, normalize_targets=False
+    )
+    with pytest.raises(FloatingPointError, match=r"loss: expected a finite value, got nan at epoch 1.*last\.pt"):
+        trainer.fit(DataLoader(poisoned, batch_size=32))
+    after = torch.load(tmp_path / "last.pt", weights_only=False)
+    assert after["epoch"] == 1 and all(torch.equal(before[k], after["model"][k]) for k in before)
+
+
+class LazyPooled(nn.Module):
+    """A model whose first layer is created on the first forward."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.LazyLinear(16), nn.ReLU(), nn.Linear(16, 2))
+        self.spec = Spec(fields={"x": "7x0e"}, output="2x0e", positions=())
+
+    def forward(self, data):
+        from torch_geometric.nn import global_add_pool
+
+        return self.net(global_add_pool(data.x, data.batch))
+
+
+def test_classification_with_lazy_layers_on_mutag():
+    dataset = load("mutag")
+    loader = DataLoader(dataset[:150], batch_size=32, shuffle=True)
+    val = DataLoader(dataset[150:], batch_size=64)
+    trainer = Trainer(
+        LazyPooled(),
+        "classification",
+        groups=["perm"],
+        max_epochs=5,
+        lr=1e-2,
+        progress=False,
+        early_stopping="accuracy",
+        patience=3,
+    )
+    trainer.fit(loader, val)
+    metrics = trainer.evaluate(val)
+    for key in ("accuracy", "precision", "recall", "f1", "roc_auc", "equivariance_error", "consistency"):
+        assert key in metrics
+    assert metrics["consistency"] == 1.0 and metrics["accuracy"] > 0.5
+
+
+def test_binary_logit_and_multiclass_heads_on_mutag():
+    dataset = load("mutag")
+    loader = DataLoader(dataset[:150], batch_size=32)
+    for out_dim in (1, 2):
+        model = build("gin", in_dim=7, edge_dim=0, out_dim=out_dim)
+        trainer = Trainer(model, "classification", groups=[Permutation()], max_epochs=3, progress=False)
+        trainer.fit(loader)
+        assert 0 <= trainer.evaluate(loader)["accuracy"] <= 1
+
+
+def test_bad_names_are_rejected():
+    model = build("naive_gnn")
+    with pytest.raises(ValueError, match="strategy: expected one of"):
+        Trainer(model, strategy="distill")
+    with pytest.raises(ValueError, match="group name: expected one of"):
+        Trainer(model, groups=["so4"])
+    with pytest.raises(ValueError, match="task: expected one of"):
+        Trainer(model, task="ranking")
+
+
+def test_early_stopping_metric_must_exist(chembl_loaders):
+    trainer = Trainer(build("naive_gnn"), max_epochs=2, early_stopping="accuracy", progress=False)
+    with pytest.raises(ValueError, match="early_stopping: expected a validation metric"):
+        trainer.fit(*chembl_loaders)
+
+
+def test_ddp_two_processes_match_one(tmp_path):
+    script = ROOT / "tests" / "train" / "ddp_run.py"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    single = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "one.json")], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert single.returncode == 0, single.stderr[-2000:]
+    double = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node=2",
+            "--master_port=29517",
+            str(script),
+            str(tmp_path / "two.json"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert double.returncode == 0, double.stderr[-2000:]
+    one, two = json.loads((tmp_path / "one.json").read_text()), json.loads((tmp_path / "two.json").read_text())
+    assert two["train_loss"] == pytest.approx(one["train_loss"], rel=1e-4)
+    assert two["metrics"]["rmse"] == pytest.approx(one["metrics"]["rmse"], rel=1e-4)
