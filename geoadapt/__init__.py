@@ -3,4 +3,15 @@
 from geoadapt.spec import Spec
 
 __version__ = "0.1.0"
-__all__ = ["Spec", "__version__"]
+
+
+def __getattr__(name: str):
+    # Trainer and pretrain pull in the whole training stack: import them on first use only.
+    if name in ("Trainer", "pretrain"):
+        from geoadapt import train
+
+        return getattr(train, name)
+    raise AttributeError(f"module 'geoadapt' has no attribute {name!r}")
+
+
+__all__ = ["Spec", "Trainer", "__version__", "pretrain"]

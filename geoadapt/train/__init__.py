@@ -1,5 +1,6 @@
 """Training: the Trainer, pretraining, hyperparameter search."""
 
+from geoadapt.train.pretrain import pretrain
 from geoadapt.train.trainer import Trainer
 
-__all__ = ["Trainer"]
+__all__ = ["Trainer", "pretrain"]
