@@ -27,7 +27,7 @@ def _finite(value) -> bool:
     return True
 
 
-@pytest.mark.parametrize("script", ["equivariance_eval"])
+@pytest.mark.parametrize("script", ["equivariance_eval", "regularizer_overhead", "backbones"])
 def test_quick_run(script, tmp_path, capsys):
     payload = _load(script).main(["--quick", "--out", str(tmp_path)])
     saved = json.loads((tmp_path / f"{script}.json").read_text())

@@ -308,3 +308,31 @@ def equivariance_report(
     cons = prediction_consistency(model, data, group, spec, n_samples, generator) if classifier else None
     mean = float(err.mean()) if err.numel() else math.nan
     return EquivarianceReport(repr(group), mean, float(err.max()), score_from_error(err), cons)
+
+
+@torch.no_grad()
+def error_vs_angle(model: Model, data: AnyData, spec: Spec, angles: Tensor) -> Tensor:
+    """Mean relative error under rotations by each angle (radians) about the z axis: ``(len(angles),)``.
+
+    Graphs and point clouds rotate in 3D about z; images rotate in the plane (interpolated between
+    multiples of 90°). One stacked forward pass for all angles.
+    """
+    from geoadapt.groups.planar import SO2
+
+    was_training = _evaluating(model)
+    try:
+        n, copies = num_graphs(data), angles.numel()
+        stacked = repeat(data, copies)
+        elements = angles.to(torch.float64).repeat_interleave(n)
+        moved = SO2().act(elements, stacked, spec)
+        out = model(concat([data, moved]))
+        rows = data.num_nodes if spec.output_level == "node" and not isinstance(data, Tensor) else n
+        fx, fgx = out[:rows], out[rows:]
+        node_graph = graph_index(stacked) if spec.output_level == "node" and not isinstance(data, Tensor) else None
+        expected = SO2().act_output(elements, fx.repeat(copies, *([1] * (fx.dim() - 1))), spec, node_graph)
+        row_graph = node_graph if node_graph is not None else torch.arange(copies * n)
+        err = relative_error(Transformed(fx, fgx, expected, row_graph, elements, copies))
+    finally:
+        if was_training and isinstance(model, torch.nn.Module):
+            model.train()
+    return err.mean(1)
