@@ -27,7 +27,17 @@ def _finite(value) -> bool:
     return True
 
 
-@pytest.mark.parametrize("script", ["equivariance_eval", "regularizer_overhead", "backbones"])
+@pytest.mark.parametrize(
+    "script",
+    [
+        "equivariance_eval",
+        "regularizer_overhead",
+        "backbones",
+        "molecular_adaptation",
+        "image_adaptation",
+        "graph_classification",
+    ],
+)
 def test_quick_run(script, tmp_path, capsys):
     payload = _load(script).main(["--quick", "--out", str(tmp_path)])
     saved = json.loads((tmp_path / f"{script}.json").read_text())
@@ -37,9 +47,21 @@ def test_quick_run(script, tmp_path, capsys):
     assert printed.count("\n|") >= len(payload["rows"]) + 1  # header, rule and one line per row
 
 
-def test_demo_prints_report(capsys):
+def test_demo_report(capsys):
     from geoadapt.demo import main
 
-    main(["--molecules", "6", "--samples", "2"])
+    main(["--report", "--molecules", "6", "--samples", "2"])
     out = capsys.readouterr().out
     assert "e3nn_gnn" in out and "naive_gnn" in out and "Permutation" in out
+
+
+def test_demo_story_quick(tmp_path, capsys):
+    from geoadapt.demo import main
+
+    main(["--quick", "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert [m["method"] for m in summary["methods"]] == ["finetune", "augment", "constrained"]
+    assert all(_finite(m["metrics"]) for m in summary["methods"])
+    assert (tmp_path / "equivariance_error.png").is_file() and (tmp_path / "error_vs_angle.png").is_file()
+    assert out.count("\n|") >= 5

@@ -10,11 +10,12 @@ from __future__ import annotations
 import copy
 
 import torch
+from e3nn import o3
 from torch import Tensor
 
 from geoadapt.dtypes import default_dtype
 from geoadapt.groups.base import Group
-from geoadapt.groups.irreps import haar_rotation, rotate_irreps
+from geoadapt.groups.irreps import haar_rotation, irrep_matrices, is_invariant, rotate_irreps
 from geoadapt.spec import Spec
 from geoadapt.structure import AnyData, field_level, is_graph, is_image, num_graphs, row_graph
 
@@ -50,14 +51,19 @@ def act_matrix(data: AnyData, spec: Spec, R: Tensor | None, t: Tensor | None, gr
         return out
     per_graph = _rows(n, num_graphs(data), "graph batch")
     out = copy.copy(data)
+    rotated = [irreps for key, irreps in spec.fields.items() if not is_invariant(irreps)]
+    matrices = irrep_matrices(sum(rotated, o3.Irreps()), R) if R is not None and rotated else None
     for key, irreps in spec.fields.items():
         if key not in data:
             raise ValueError(f"field {key!r}: named in the Spec but missing from the data (has {sorted(data.keys())})")
         value = data[key]
         spec.check_tensor(key, value)
+        moves = (R is not None and not is_invariant(irreps)) or (t is not None and key in spec.positions)
+        if not moves:
+            continue  # invariant field: shared with the input, never copied
         row = row_graph(data, field_level(data, key, spec)) if per_graph else None
         if R is not None:
-            value = rotate_irreps(value, irreps, R, row)
+            value = rotate_irreps(value, irreps, R, row, matrices)
         if t is not None and key in spec.positions:
             shift = t.to(value.dtype)
             value = value + (shift[row] if row is not None else shift)

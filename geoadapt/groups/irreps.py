@@ -35,7 +35,14 @@ def irrep_matrices(irreps: o3.Irreps, R: Tensor) -> dict[o3.Irrep, Tensor]:
     return out
 
 
-def rotate_irreps(x: Tensor, irreps: o3.Irreps, R: Tensor, row: Tensor | None = None) -> Tensor:
+def is_invariant(irreps: o3.Irreps) -> bool:
+    """True when every irrep is ``0e`` (nothing to do under O(3))."""
+    return all(ir.l == 0 and ir.p == 1 for _, ir in irreps)
+
+
+def rotate_irreps(
+    x: Tensor, irreps: o3.Irreps, R: Tensor, row: Tensor | None = None, matrices: dict[o3.Irrep, Tensor] | None = None
+) -> Tensor:
     """Apply ``D(R)`` to every row of ``x``.
 
     Args:
@@ -43,25 +50,28 @@ def rotate_irreps(x: Tensor, irreps: o3.Irreps, R: Tensor, row: Tensor | None = 
         irreps: irreps of one row.
         R: ``(n, 3, 3)`` orthogonal matrices.
         row: ``(rows,)`` which matrix acts on each row; ``None`` when ``n == 1`` (shared by all rows).
+        matrices: precomputed :func:`irrep_matrices` (to share them between fields).
 
     Returns:
-        ``(rows, irreps.dim)`` transformed features.
+        ``(rows, irreps.dim)`` transformed features (``x`` itself when all irreps are ``0e``).
     """
-    mats = {ir: D.to(x.dtype) for ir, D in irrep_matrices(irreps, R).items()}
+    if is_invariant(irreps):
+        return x
+    mats = matrices if matrices is not None else irrep_matrices(irreps, R)
     blocks = []
     for (mul, ir), sl in zip(irreps, irreps.slices()):
         block = x[:, sl]
         if ir.l == 0 and ir.p == 1:
             blocks.append(block)  # scalars are invariant: skip the arithmetic
             continue
-        D = mats[ir] if row is None else mats[ir][row]
+        D = mats[ir].to(x.dtype)
         block = block.reshape(x.shape[0], mul, ir.dim)
         if row is None:
             block = torch.einsum("ij,rmj->rmi", D[0], block)
         else:
-            block = torch.einsum("rij,rmj->rmi", D, block)
+            block = torch.einsum("rij,rmj->rmi", D[row], block)
         blocks.append(block.reshape(x.shape[0], mul * ir.dim))
-    return torch.cat(blocks, dim=1) if blocks else x
+    return torch.cat(blocks, dim=1) if len(blocks) > 1 else blocks[0]
 
 
 def haar_rotation(n: int, generator: torch.Generator | None = None, dtype: torch.dtype = torch.float64) -> Tensor:

@@ -34,6 +34,17 @@ TASKS = ("regression", "classification")
 SCHEDULERS = (None, "cosine", "step", "plateau")
 
 
+class _Predictor(nn.Module):
+    """The trained model followed by de-standardization: predictions in target units."""
+
+    def __init__(self, trainer: Trainer) -> None:
+        super().__init__()
+        self.model, self.trainer = trainer.model, trainer
+
+    def forward(self, inputs: Any) -> Tensor:
+        return self.trainer.predict(self.model(inputs))
+
+
 class Trainer:
     """Adapt ``model`` on a task, with regularizers, an adaptation strategy and equivariance metrics per epoch.
 
@@ -164,7 +175,8 @@ class Trainer:
         train_loader = distributed.shard_loader(train_loader) if ddp else train_loader
         self.base_model.normalization = self.normalization
         self._lazy_init(train_loader)
-        self._build_optimizer()
+        if self.optimizer is None:  # a later fit() call continues with the same optimizer state
+            self._build_optimizer()
         if self.resume and self.run_dir is not None and (self.run_dir / "last.pt").is_file():
             self._load_state(self.run_dir / "last.pt")
         forward_model = distributed.wrap(self.model) if ddp else self.model
@@ -304,8 +316,10 @@ class Trainer:
         else:
             metrics = classification_metrics(out, y)
         generator = torch.Generator().manual_seed(self.seed)
+        # Equivariance of the predictor in target units (standardized outputs near 0 would inflate relative errors).
+        predictor = _Predictor(self).eval()
         for i, group in enumerate(self.groups):
-            err = equivariance_error(self.model, batches, group, self.spec, self.eq_samples, generator)
+            err = equivariance_error(predictor, batches, group, self.spec, self.eq_samples, generator)
             values = {"equivariance_error": float(err.mean()), "equivariance_score": score_from_error(err)}
             if self.task == "classification":
                 values["consistency"] = prediction_consistency(
