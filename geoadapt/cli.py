@@ -137,6 +137,7 @@ def _finish_run(folder: Path, trainer, model, val_loader, config: dict, extra: d
     import torch
 
     from geoadapt.metrics import error_vs_angle
+    from geoadapt.models import save
     from geoadapt.runs import plot_history, write_config, write_summary
     from geoadapt.structure import concat
 
@@ -150,7 +151,15 @@ def _finish_run(folder: Path, trainer, model, val_loader, config: dict, extra: d
     summary = {**extra, **{f"val_{k}": v for k, v in metrics.items()}, "epochs": len(trainer.history)}
     if errors:
         summary["error_vs_angle"] = dict(zip([round(math.degrees(a)) for a in angles.tolist()], errors))
-    write_summary(folder, summary)
+    save(
+        model,
+        folder / "model.pt",
+        normalization=trainer.normalization,
+        dataset=config["data"],
+        metrics={k: v for k, v in summary.items() if isinstance(v, float)},
+        extra={"task": trainer.task, "augment": config.get("augment")},
+    )
+    write_summary(folder, summary)  # last: a run folder with summary.json is complete
     return summary
 
 
@@ -158,7 +167,7 @@ def cmd_pretrain(config: dict[str, Any]) -> None:
     import torch
 
     from geoadapt.groups import group_from_name
-    from geoadapt.models import build, save
+    from geoadapt.models import build
     from geoadapt.runs import run_folder
     from geoadapt.train import Trainer
 
@@ -186,14 +195,6 @@ def cmd_pretrain(config: dict[str, Any]) -> None:
             val,
             config,
             {"command": "pretrain", "model": config["model"], "data": config["data"]},
-        )
-        save(
-            model,
-            folder / "model.pt",
-            normalization=trainer.normalization,
-            dataset=config["data"],
-            metrics={k: v for k, v in summary.items() if isinstance(v, float)},
-            extra={"task": card["task"], "augment": config["augment"]},
         )
     print(
         f"pretrained {config['model']} on {config['data']}: val rmse/accuracy "
@@ -231,7 +232,7 @@ def _regularizers(config: dict[str, Any], spec) -> list:
 def cmd_adapt(config: dict[str, Any]) -> None:
     from geoadapt.adapt import make_strategy
     from geoadapt.groups import group_from_name
-    from geoadapt.models import load, save
+    from geoadapt.models import load
     from geoadapt.runs import run_folder
     from geoadapt.train import Trainer
 
@@ -271,14 +272,6 @@ def cmd_adapt(config: dict[str, Any]) -> None:
         for reg in regularizers:
             extra.update(reg.log())
         summary = _finish_run(folder, trainer, model, val, config, extra)
-        save(
-            model,
-            folder / "model.pt",
-            normalization=trainer.normalization,
-            dataset=config["data"],
-            metrics={k: v for k, v in summary.items() if isinstance(v, float)},
-            extra={"task": card["task"]},
-        )
     print(
         f"adapted on {config['data']} with {config['strategy']}: "
         f"val rmse/accuracy {summary.get('val_rmse', summary.get('val_accuracy')):.4g}, "

@@ -1,6 +1,7 @@
 """Training: the Trainer, pretraining, hyperparameter search."""
 
 from geoadapt.train.pretrain import pretrain
+from geoadapt.train.search import SearchResult, cross_validate, grid_search, kfold_indices, optuna_search
 from geoadapt.train.trainer import Trainer
 
-__all__ = ["Trainer", "pretrain"]
+__all__ = ["SearchResult", "Trainer", "cross_validate", "grid_search", "kfold_indices", "optuna_search", "pretrain"]

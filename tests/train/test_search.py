@@ -1,0 +1,57 @@
+"""Grid search, k-fold cross-validation and the optional Optuna search."""
+
+from __future__ import annotations
+
+import builtins
+
+import numpy as np
+import pytest
+from torch_geometric.loader import DataLoader
+
+from geoadapt.models import build
+from geoadapt.train import Trainer, cross_validate, grid_search, kfold_indices, optuna_search
+
+
+def test_grid_search_finds_the_minimum():
+    result = grid_search(lambda p: {"loss": (p["x"] - 2) ** 2 + p["y"]}, {"x": [0, 1, 2, 3], "y": [1, 0]}, "loss")
+    assert len(result.trials) == 8 and result.best.params == {"x": 2, "y": 0}
+    assert grid_search(lambda p: {"acc": -abs(p["x"])}, {"x": [-1, 0, 2]}, "acc", mode="max").best.params == {"x": 0}
+    with pytest.raises(ValueError, match="metric: expected one of"):
+        grid_search(lambda p: {"loss": 1.0}, {"x": [1]}, "rmse")
+
+
+def test_kfold_partitions_and_cross_validate_aggregates():
+    folds = kfold_indices(23, k=5, seed=1)
+    assert sorted(np.concatenate([f["val"] for f in folds]).tolist()) == list(range(23))
+    assert all(not set(f["train"]) & set(f["val"]) for f in folds)
+    summary = cross_validate(lambda f: {"size": float(len(f["val"]))}, folds)
+    assert summary["size"] == pytest.approx(23 / 5) and summary["size_std"] > 0
+
+
+def test_grid_search_over_trainer_settings(chembl_loaders):
+    graphs = chembl_loaders[0].dataset
+    folds = kfold_indices(len(graphs), k=2)
+
+    def objective(params):
+        def run(fold):
+            trainer = Trainer(build("naive_gnn"), max_epochs=1, lr=params["lr"], progress=False, groups=[])
+            trainer.fit(DataLoader([graphs[i] for i in fold["train"]], batch_size=32))
+            return {"rmse": trainer.evaluate(DataLoader([graphs[i] for i in fold["val"]], batch_size=64))["rmse"]}
+
+        return cross_validate(run, folds)
+
+    result = grid_search(objective, {"lr": [1e-4, 1e-2]}, "rmse")
+    assert len(result.trials) == 2 and "rmse_std" in result.best.metrics
+
+
+def test_optuna_is_optional(monkeypatch):
+    real_import = builtins.__import__
+
+    def no_optuna(name, *args, **kwargs):
+        if name == "optuna":
+            raise ImportError("no optuna here")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_optuna)
+    with pytest.raises(ImportError, match=r"pip install 'geoadapt\[optuna\]'"):
+        optuna_search(lambda p: {"loss": 0.0}, {"x": ("float", 0, 1)}, "loss")
