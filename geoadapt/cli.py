@@ -142,7 +142,7 @@ def _finish_run(folder: Path, trainer, model, val_loader, config: dict, extra: d
     from geoadapt.structure import concat
 
     metrics = trainer.evaluate(val_loader)
-    angles = torch.linspace(0, math.pi, 13)
+    angles = torch.linspace(0, math.pi, 13)[1:]  # 0 degrees is exact by definition
     sample = concat([b for b, _ in zip(val_loader, range(2))]) if not hasattr(val_loader.dataset, "images") else None
     errors = error_vs_angle(trainer.model, sample, trainer.spec, angles).tolist() if sample is not None else None
     write_config(folder, config)

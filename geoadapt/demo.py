@@ -143,7 +143,7 @@ def adaptation_story(
     fig.tight_layout()
     fig.savefig(out_dir / "equivariance_error.png", dpi=110)
     plt.close(fig)
-    angles = torch.linspace(0, math.pi, 13)
+    angles = torch.linspace(0, math.pi, 13)[1:]  # 0 degrees is exact by definition
     probe = concat([b for b, _ in zip(loaders[2], range(1))])
     fig, ax = plt.subplots(figsize=(5, 3.2))
     for r in results:

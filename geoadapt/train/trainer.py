@@ -34,6 +34,16 @@ TASKS = ("regression", "classification")
 SCHEDULERS = (None, "cosine", "step", "plateau")
 
 
+def default_group(spec: Spec, inputs: Any) -> Group:
+    """The symmetry to measure when none was named: SO3 if the Spec has positions, else permutations of
+    graph nodes, else C4 for images."""
+    from geoadapt.groups import SO3, Cyclic, Permutation
+
+    if is_graph(inputs):
+        return SO3() if spec.positions and all(p in inputs for p in spec.positions) else Permutation()
+    return Cyclic(4) if getattr(inputs, "dim", lambda: 0)() == 4 else SO3()
+
+
 class _Predictor(nn.Module):
     """The trained model followed by de-standardization: predictions in target units."""
 
@@ -54,7 +64,8 @@ class Trainer:
             ``"classification"`` (one logit: binary cross-entropy; several: cross-entropy).
         regularizers: equivariance regularizers (plain, mixed or constrained).
         strategy: a :class:`Strategy`, a strategy name (see ``geoadapt.adapt.STRATEGIES``) or None (fine-tune).
-        groups: groups to measure equivariance under each epoch (names or groups); default: the regularizers'.
+        groups: groups to measure equivariance under each epoch (names or groups); default: the regularizers',
+            or, without regularizers, one inferred from the data (:func:`default_group`); ``[]`` measures none.
         max_epochs, lr, weight_decay, seed, grad_clip: the usual; AdamW.
         scheduler: ``None``, ``"cosine"``, ``"step"`` or ``"plateau"``.
         early_stopping: a validation metric name (e.g. ``"rmse"``, ``"accuracy"``) and ``patience`` epochs;
@@ -104,6 +115,7 @@ class Trainer:
             raise ValueError("spec: expected model.spec or a spec= argument, got neither")
         self.regularizers = nn.ModuleList(regularizers)
         self.components: list[EquivarianceRegularizer] = [c for r in self.regularizers for c in r.components()]
+        self.infer_groups = groups is None and not self.components
         if groups is None:
             self.groups = [c.group for c in self.components]
         else:
@@ -315,6 +327,8 @@ class Trainer:
             metrics = regression_metrics(out, y.reshape(out.shape[0], -1))
         else:
             metrics = classification_metrics(out, y)
+        if self.infer_groups and not self.groups:
+            self.groups = [default_group(self.spec, batches[0])]
         generator = torch.Generator().manual_seed(self.seed)
         # Equivariance of the predictor in target units (standardized outputs near 0 would inflate relative errors).
         predictor = _Predictor(self).eval()

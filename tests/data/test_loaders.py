@@ -111,3 +111,13 @@ def test_large_molecule_sets(name, size):
     dataset = load(name, progress=False)
     kept = len({int(g.mol_id) for g in dataset.graphs})
     assert kept + len(dataset.failures) >= size - 1 and kept >= size - 15
+
+
+def test_molecules_as_point_clouds():
+    from geoadapt.data.pointclouds import molecule_point_cloud
+
+    graph = load("rdkit_chembl2321810", limit=3, progress=False)[0]
+    cloud = molecule_point_cloud(graph)
+    assert cloud.edge_index is None and torch.equal(cloud.pos, graph.pos)
+    assert torch.equal(cloud.x.argmax(1), graph.x[:, : cloud.x.shape[1]].argmax(1))  # element one-hot kept
+    assert cloud.x.sum(1).eq(1).all()

@@ -178,3 +178,30 @@ def test_ddp_two_processes_match_one(tmp_path):
     one, two = json.loads((tmp_path / "one.json").read_text()), json.loads((tmp_path / "two.json").read_text())
     assert two["train_loss"] == pytest.approx(one["train_loss"], rel=1e-4)
     assert two["metrics"]["rmse"] == pytest.approx(one["metrics"]["rmse"], rel=1e-4)
+
+
+def test_evaluate_infers_a_group_when_none_is_named(chembl_loaders):
+    trainer = Trainer(build("naive_gnn"), "regression", max_epochs=1, progress=False)
+    trainer.fit(chembl_loaders[0])
+    metrics = trainer.evaluate(chembl_loaders[1])
+    assert metrics["equivariance_error"] > 1e-3 and repr(trainer.groups[0]) == "SO3"
+    silent = Trainer(build("naive_gnn"), "regression", groups=[], max_epochs=1, progress=False)
+    silent.fit(chembl_loaders[0])
+    assert "equivariance_error" not in silent.evaluate(chembl_loaders[1])
+
+
+def test_node_level_vector_regression_on_md17_forces():
+    from geoadapt.data import load as load_data
+
+    frames = []
+    for frame in load_data("md17_ethanol"):
+        frame = frame.clone()
+        frame.x = torch.nn.functional.one_hot(frame.z, 10).float()
+        frame.y = frame.force
+        frames.append(frame)
+    model = build("egnn", in_dim=10, output="1o", output_level="node", hidden=16, num_layers=2)
+    trainer = Trainer(model, "regression", max_epochs=3, lr=1e-3, progress=False)
+    history = trainer.fit(DataLoader(frames[:16], batch_size=4, shuffle=True), DataLoader(frames[16:], batch_size=4))
+    norm = model.normalization
+    assert norm["mean"] == [0.0, 0.0, 0.0] and len(set(norm["std"])) == 1  # vector targets share one scale
+    assert history[-1]["val_equivariance_error"] < 1e-4 and "val_rmse" in history[-1]
