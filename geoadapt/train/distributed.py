@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import os
+import time
 from collections.abc import Iterable
 
 import torch
@@ -26,9 +28,15 @@ def setup() -> bool:
 
 
 def teardown(active: bool) -> None:
-    """Leave the process group (only if this module joined it)."""
+    """Leave the process group (only if this module joined it).
+
+    Call it after the DDP wrapper is gone. Gloo's destructor joins its worker threads while holding the
+    GIL, and a worker that is still freeing a finished collective needs the GIL: collecting garbage and
+    sleeping briefly (which releases the GIL) first lets the workers finish, so the join cannot deadlock.
+    """
     if active and dist.is_initialized():
-        dist.barrier()
+        gc.collect()
+        time.sleep(0.2)
         dist.destroy_process_group()
 
 

@@ -220,6 +220,7 @@ class Trainer:
                 break
         if self.best is not None:
             self.model.load_state_dict(self.best[1])
+        del forward_model  # the DDP wrapper holds the process group: release it before leaving the group
         distributed.teardown(ddp)
         return self.history
 

@@ -152,6 +152,14 @@ def test_early_stopping_metric_must_exist(chembl_loaders):
         trainer.fit(*chembl_loaders)
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def test_ddp_two_processes_match_one(tmp_path):
     script = ROOT / "tests" / "train" / "ddp_run.py"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -165,7 +173,7 @@ def test_ddp_two_processes_match_one(tmp_path):
             "-m",
             "torch.distributed.run",
             "--nproc_per_node=2",
-            "--master_port=29517",
+            f"--master_port={_free_port()}",
             str(script),
             str(tmp_path / "two.json"),
         ],
