@@ -56,9 +56,22 @@ class MoleculeDataset(Dataset):
         return f"{self.name}: {kept} molecules ({len(self.graphs)} graphs), {len(self.failures)} failed to parse/embed"
 
 
-def _embed_one(args: tuple[int, str, int, int]) -> tuple[int, list[Data] | None]:
+def _embed_one(args: tuple[int, str, int, int]) -> tuple[int, list[dict] | None]:
+    # Workers return numpy arrays, not tensors: torch shares each returned tensor through a file
+    # descriptor, and thousands of molecules exhaust the descriptor limit.
     index, smiles, seed, num_conformers = args
-    return index, smiles_to_data(smiles, seed=seed, num_conformers=num_conformers)
+    graphs = smiles_to_data(smiles, seed=seed, num_conformers=num_conformers)
+    if graphs is None:
+        return index, None
+    return index, [
+        {k: (v.numpy() if isinstance(v, torch.Tensor) else v) for k, v in g.to_dict().items()} for g in graphs
+    ]
+
+
+def _from_arrays(graphs: list[dict] | None) -> list[Data] | None:
+    if graphs is None:
+        return None
+    return [Data(**{k: (torch.from_numpy(v) if hasattr(v, "dtype") else v) for k, v in g.items()}) for g in graphs]
 
 
 def embed_smiles(
@@ -73,12 +86,12 @@ def embed_smiles(
         # fork shares the imported rdkit/torch modules; chunks amortize the inter-process traffic.
         with multiprocessing.get_context("fork").Pool(workers) as pool:
             for i, graphs in pool.imap_unordered(_embed_one, jobs, chunksize=16):
-                results[i] = graphs
+                results[i] = _from_arrays(graphs)
                 bar.update()
     else:
         for job in jobs:
             i, graphs = _embed_one(job)
-            results[i] = graphs
+            results[i] = _from_arrays(graphs)
             bar.update()
     bar.close()
     return results
