@@ -192,8 +192,9 @@ class Trainer:
         if self.resume and self.run_dir is not None and (self.run_dir / "last.pt").is_file():
             self._load_state(self.run_dir / "last.pt")
         forward_model = distributed.wrap(self.model) if ddp else self.model
+        last = self.max_epochs if epochs is None else min(self.max_epochs, self.epoch + epochs)
         bar = tqdm(
-            range(self.epoch, self.max_epochs),
+            range(self.epoch, last),
             desc="epochs",
             disable=True if self.progress is False else None,
             initial=self.epoch,

@@ -64,7 +64,9 @@ def test_resume_ends_where_uninterrupted_run_ends(chembl_loaders, tmp_path):
 
     full = trainer(tmp_path / "full", 4)
     full.fit(*chembl_loaders)
-    trainer(tmp_path / "part", 4).fit(*chembl_loaders, epochs=2)  # interrupted after 2 of 4 epochs
+    interrupted = trainer(tmp_path / "part", 4)
+    assert len(interrupted.fit(*chembl_loaders, epochs=2)) == 2  # interrupted after 2 of 4 epochs
+    assert torch.load(tmp_path / "part" / "last.pt", weights_only=False)["epoch"] == 2
     resumed = trainer(tmp_path / "part", 4, resume=True)
     resumed.fit(*chembl_loaders)
     assert [r["train_loss"] for r in resumed.history] == pytest.approx(
