@@ -1,8 +1,9 @@
 """Time per epoch of regularized adaptation / plain fine-tuning: same model, data and batch size, one run.
 
-The two trainers alternate epoch by epoch (plain, regularized, plain, ...), so drifts in machine speed hit
-both. Configurations: n_samples 1 and 4, with copies of the whole batch (batch_fraction=1) and of a
-random quarter of it (batch_fraction=0.25, an unbiased estimate of the same penalty at lower cost).
+The trainers alternate epoch by epoch (plain, regularized, plain, ...), so drifts in machine speed hit
+all of them. Configurations: n_samples 1 and 4, copies of the whole batch (batch_fraction=1) or of a
+random quarter (0.25, an unbiased estimate of the same penalty), and lazy regularization (every=k:
+the penalty on one step in k, scaled by k).
 
 Run: ``python benchmarks/regularizer_overhead.py``; writes results/regularizer_overhead.json.
 """
@@ -58,15 +59,18 @@ def main(argv: list[str] | None = None) -> dict:
         args.molecules, args.epochs, args.models = 48, 1, "naive_gnn"
     data = load("rdkit_nci5k", limit=args.molecules, progress=not args.quick)
     loader = DataLoader(data.graphs, batch_size=args.batch_size, shuffle=True)
-    configs = [(n, f) for n in (1, 4) for f in (1.0, 0.25)]
+    configs = [(1, 1.0, 1), (1, 0.25, 1), (1, 0.25, 2), (1, 1.0, 4), (4, 1.0, 1), (4, 0.25, 1)]
     rows, records = [], []
     for name in args.models.split(","):
         plain = make_trainer(name, lambda m: [])
         regularized = {
-            (n, f): make_trainer(
-                name, lambda m, n=n, f=f: [EquivarianceRegularizer(SO3(), m.spec, n_samples=n, batch_fraction=f)]
+            (n, f, k): make_trainer(
+                name,
+                lambda m, n=n, f=f, k=k: [
+                    EquivarianceRegularizer(SO3(), m.spec, n_samples=n, batch_fraction=f, every=k)
+                ],
             )
-            for n, f in configs
+            for n, f, k in configs
         }
         times: dict[object, list[float]] = {"plain": [], **{c: [] for c in configs}}
         for epoch in range(args.epochs + 1):  # epoch 0 warms up every trainer and is not counted
@@ -75,24 +79,26 @@ def main(argv: list[str] | None = None) -> dict:
                 if epoch > 0 or args.quick:
                     times[key].append(seconds)
         base = statistics.median(times["plain"])
-        for n, f in configs:
-            ratio = statistics.median(r / p for r, p in zip(times[(n, f)], times["plain"]))
+        for n, f, k in configs:
+            ratio = statistics.median(r / p for r, p in zip(times[(n, f, k)], times["plain"]))
             records.append(
                 {
                     "model": name,
                     "n_samples": n,
                     "batch_fraction": f,
+                    "every": k,
                     "plain_s": base,
-                    "regularized_s": statistics.median(times[(n, f)]),
+                    "regularized_s": statistics.median(times[(n, f, k)]),
                     "ratio": ratio,
                 }
             )
-            rows.append([name, n, f, f"{base:.3f}", f"{statistics.median(times[(n, f)]):.3f}", f"{ratio:.2f}x"])
+            rows.append([name, n, f, k, f"{base:.3f}", f"{statistics.median(times[(n, f, k)]):.3f}", f"{ratio:.2f}x"])
     print(
         f"Regularizer overhead: {len(data)} NCI molecules, batch {args.batch_size}, SO(3), "
         f"median over {args.epochs} epochs (ratios paired epoch by epoch)\n"
     )
-    print(table(["model", "n_samples", "batch_fraction", "plain s/epoch", "regularized s/epoch", "ratio"], rows))
+    header = ["model", "n_samples", "batch_fraction", "every", "plain s/epoch", "regularized s/epoch", "ratio"]
+    print(table(header, rows))
     payload = {"benchmark": "regularizer_overhead", "rows": records}
     print(f"\nsaved {save_json('regularizer_overhead', payload, args.out)}")
     return payload

@@ -45,6 +45,8 @@ class EquivarianceRegularizer(nn.Module):
         output: include the output-level term (set ``False`` for features only).
         batch_fraction: share of each batch's graphs that get transformed copies (chosen at random each
             step). The penalty stays an unbiased estimate of ``E_x E_g d``; the extra compute shrinks with it.
+        every: apply the penalty on every ``every``-th training step only, multiplied by ``every`` so its
+            expected gradient is unchanged (lazy regularization, as for R1 in StyleGAN2).
     """
 
     def __init__(
@@ -59,6 +61,7 @@ class EquivarianceRegularizer(nn.Module):
         output: bool = True,
         name: str | None = None,
         batch_fraction: float = 1.0,
+        every: int = 1,
     ) -> None:
         super().__init__()
         if distance not in DISTANCES:
@@ -72,6 +75,9 @@ class EquivarianceRegularizer(nn.Module):
         if not 0 < batch_fraction <= 1:
             raise ValueError(f"batch_fraction: expected a number in (0, 1], got {batch_fraction}")
         self.batch_fraction = float(batch_fraction)
+        if every < 1:
+            raise ValueError(f"every: expected a step interval >= 1, got {every}")
+        self.every = int(every)
 
     # --- the pieces stacked_forward uses -------------------------------------------------------
     def sample(self, batch: AnyData, generator: torch.Generator | None = None) -> Sample:
@@ -195,6 +201,7 @@ def stacked_forward(
     generator: torch.Generator | None = None,
     stack: bool = True,
     hook_model: nn.Module | None = None,
+    step: int | None = None,
 ) -> tuple[Tensor, list[Tensor]]:
     """``f(x)`` and the unweighted penalty of each base regularizer, from one stacked forward pass.
 
@@ -202,6 +209,12 @@ def stacked_forward(
     must not see the copies) the copies run in separate forwards instead. ``hook_model`` is the module
     whose submodule names the feature terms use (the inner model when ``model`` is a DDP wrapper).
     """
+    if step is not None and any(step % reg.every for reg in regularizers):
+        # ``step`` skips regularizers whose ``every`` does not divide it: their penalty is 0 this step.
+        active = [reg for reg in regularizers if step % reg.every == 0]
+        out, penalties = stacked_forward(model, batch, active, generator, stack, hook_model, step)
+        found = iter(penalties)
+        return out, [next(found) if step % reg.every == 0 else out.new_zeros(()) for reg in regularizers]
     if not regularizers:
         return model(batch), []
     samples = [reg.sample(batch, generator) for reg in regularizers]
@@ -231,5 +244,6 @@ def stacked_forward(
     penalties = []
     for i, (reg, sample) in enumerate(zip(regularizers, samples), start=1):
         reg_feats = {n: (feats[n][0], feats[n][i]) for n in reg.layers}
-        penalties.append(reg.penalty(outs[0], outs[i], sample, reg_feats, n_graphs))
+        scale = reg.every if step is not None else 1  # lazy regularization keeps the expected gradient
+        penalties.append(scale * reg.penalty(outs[0], outs[i], sample, reg_feats, n_graphs))
     return outs[0], penalties

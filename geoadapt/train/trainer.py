@@ -129,6 +129,7 @@ class Trainer:
         self.normalization: dict[str, list[float]] | None = getattr(model, "normalization", None)
         self.history: list[dict[str, float]] = []
         self.epoch = 0
+        self.global_step = 0
         self.best: tuple[float, dict[str, Tensor]] | None = None
         self.optimizer: torch.optim.Optimizer | None = None
         self.scheduler: Any = None
@@ -249,7 +250,7 @@ class Trainer:
                 inputs = self.strategy.batch_transform(inputs, generator)
                 y = inputs.y if is_graph(inputs) else y  # equivariant graph targets move with the input
             out, penalties = stacked_forward(
-                model, inputs, self.components, generator, self.stack, hook_model=self.model
+                model, inputs, self.components, generator, self.stack, hook_model=self.model, step=self.global_step
             )
             task_loss = self.task_loss(out, y)
             loss = task_loss
@@ -272,6 +273,7 @@ class Trainer:
             if self.grad_clip:
                 nn.utils.clip_grad_norm_([p for g in self.optimizer.param_groups for p in g["params"]], self.grad_clip)
             self.optimizer.step()
+            self.global_step += 1
             sums["train_loss"] += float(loss.detach())
             sums["train_task_loss"] += float(task_loss.detach())
             for i, p in enumerate(penalties):
@@ -374,6 +376,7 @@ class Trainer:
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
             "regularizers": self.regularizers.state_dict(),
             "epoch": self.epoch,
+            "global_step": self.global_step,
             "history": self.history,
             "normalization": self.normalization,
             "best": self.best,
@@ -393,6 +396,7 @@ class Trainer:
             self.scheduler.load_state_dict(state["scheduler"])
         self.regularizers.load_state_dict(state["regularizers"])
         self.epoch, self.history, self.normalization = state["epoch"], state["history"], state["normalization"]
+        self.global_step = state.get("global_step", 0)
         self.best, self.best_epoch = state["best"], state["best_epoch"]
         torch.set_rng_state(state["rng"]["torch"])
         np.random.set_state(state["rng"]["numpy"])

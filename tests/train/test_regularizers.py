@@ -166,3 +166,19 @@ def test_mixed_weights_separate_held_from_broken_symmetry():
     assert weights["SO2(z)"] > 10 * weights["SO3"]
     assert sum(weights.values()) == pytest.approx(2.0, rel=0.05)  # only the split is learned
     assert "mixed/SO3/weight" in trainer.history[-1]
+
+
+def test_lazy_regularization_skips_steps_and_rescales(molecules):
+    model = build("naive_gnn")
+    model.eval()
+    lazy = EquivarianceRegularizer(SO3(), model.spec, every=3)
+    calls = []
+    model.register_forward_hook(lambda module, args, out: calls.append(args[0].num_graphs))
+    _, (skipped,) = stacked_forward(model, molecules, [lazy], step=1)
+    assert float(skipped) == 0.0 and calls == [5]  # no copies on a skipped step
+    gen = torch.Generator().manual_seed(0)
+    _, (active,) = stacked_forward(model, molecules, [lazy], torch.Generator().manual_seed(0), step=3)
+    _, (plain,) = stacked_forward(model, molecules, [EquivarianceRegularizer(SO3(), model.spec)], gen)
+    assert float(active) == pytest.approx(3 * float(plain), rel=1e-5)  # scaled by the interval
+    with pytest.raises(ValueError, match="every"):
+        EquivarianceRegularizer(SO3(), model.spec, every=0)
