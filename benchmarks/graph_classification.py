@@ -19,14 +19,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch_geometric import transforms as T
 from torch_geometric.loader import DataLoader
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, save_json  # noqa: E402
 
 from geoadapt.data import load  # noqa: E402
-from geoadapt.data.graphs import stratified_folds  # noqa: E402
+from geoadapt.data.graphs import add_laplacian_pe, stratified_folds  # noqa: E402
 from geoadapt.groups import SignFlip  # noqa: E402
 from geoadapt.metrics import prediction_consistency  # noqa: E402
 from geoadapt.models import build  # noqa: E402
@@ -138,8 +137,7 @@ def main(argv: list[str] | None = None) -> dict:
     )
     pe_rows = []
     for name in args.pe_datasets.split(","):
-        encode = T.AddLaplacianEigenvectorPE(4, attr_name="eigvecs", is_undirected=True)
-        graphs = [encode(g) for g in load(name)]
+        graphs = [add_laplacian_pe(g, 4) for g in load(name)]
         for weight in (0.0, 1.0):
             result = cross_validate(graphs, args.epochs, args.seed, args.folds, pe_dim=4, signflip=weight)
             records.append({"dataset": name, "part": "laplacian_pe", "signflip_weight": weight, **result})

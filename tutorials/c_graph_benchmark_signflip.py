@@ -7,20 +7,18 @@
 import os
 
 import torch
-from torch_geometric import transforms as T
 from torch_geometric.loader import DataLoader
 
 import geoadapt
 from geoadapt.data import load
-from geoadapt.data.graphs import stratified_folds
+from geoadapt.data.graphs import add_laplacian_pe, stratified_folds
 from geoadapt.groups import SignFlip
 from geoadapt.models import build
 from geoadapt.regularizers import EquivarianceRegularizer
 
 QUICK = os.environ.get("GEOADAPT_QUICK") == "1"
 K = 4
-encode = T.AddLaplacianEigenvectorPE(K, attr_name="eigvecs", is_undirected=True)
-graphs = [encode(g) for g in load("mutag")]
+graphs = [add_laplacian_pe(g, K) for g in load("mutag")]
 labels = torch.cat([g.y for g in graphs])
 fold = stratified_folds(labels, 10, seed=0)[0]
 train = DataLoader([graphs[i] for i in fold["train"]], batch_size=32, shuffle=True)

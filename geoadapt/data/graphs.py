@@ -6,6 +6,7 @@ import numpy as np
 import torch
 from sklearn.model_selection import StratifiedKFold
 from torch_geometric import transforms as T
+from torch_geometric.data import Data
 from torch_geometric.datasets import TUDataset
 from torch_geometric.utils import degree
 
@@ -52,3 +53,21 @@ def stratified_folds(
         else:
             folds.append({"train": train_val, "val": np.array([], dtype=int), "test": test})
     return folds
+
+
+def add_laplacian_pe(graph: Data, k: int = 4, attr_name: str = "eigvecs") -> Data:
+    """``graph`` with its first ``k`` non-trivial Laplacian eigenvectors in ``attr_name`` ``(N, k)``.
+
+    PyG's ``AddLaplacianEigenvectorPE`` needs more than ``k`` nodes; smaller graphs get the eigenvectors
+    they have, padded with zero columns, so every graph of a dataset has the same width.
+    """
+    n = graph.num_nodes
+    usable = max(0, min(k, n - 2))  # the transform needs k < n - 1 for its sparse/dense solver
+    if usable == 0:
+        out = graph.clone()
+        out[attr_name] = torch.zeros(n, k)
+        return out
+    out = T.AddLaplacianEigenvectorPE(usable, attr_name=attr_name, is_undirected=True)(graph.clone())
+    if usable < k:
+        out[attr_name] = torch.cat([out[attr_name], torch.zeros(n, k - usable)], dim=1)
+    return out

@@ -121,3 +121,16 @@ def test_molecules_as_point_clouds():
     assert cloud.edge_index is None and torch.equal(cloud.pos, graph.pos)
     assert torch.equal(cloud.x.argmax(1), graph.x[:, : cloud.x.shape[1]].argmax(1))  # element one-hot kept
     assert cloud.x.sum(1).eq(1).all()
+
+
+def test_laplacian_pe_pads_small_graphs():
+    from torch_geometric.data import Data
+
+    from geoadapt.data.graphs import add_laplacian_pe
+
+    tiny = Data(edge_index=torch.tensor([[0, 1, 1, 2], [1, 0, 2, 1]]), num_nodes=3)
+    assert add_laplacian_pe(tiny, 4).eigvecs.shape == (3, 4)
+    graph = load("mutag")[0]
+    pe = add_laplacian_pe(graph, 4).eigvecs
+    assert pe.shape == (graph.num_nodes, 4)
+    assert torch.allclose(pe.T @ pe, torch.eye(4), atol=1e-4)  # orthonormal eigenvectors
