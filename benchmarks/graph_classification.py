@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> dict:
         args.datasets, args.pe_datasets, args.epochs, args.folds = "mutag", "mutag", 2, 2
     out_dir = args.out or RESULTS
     rows, records, text = [], [], []
-    for name in args.datasets.split(","):
+    for name in filter(None, args.datasets.split(",")):
         graphs = list(load(name))
         result = cross_validate(graphs, args.epochs, args.seed, args.folds)
         records.append({"dataset": name, "part": "gin", **result, "published": PUBLISHED.get(name)})
@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> dict:
         )
     )
     pe_rows = []
-    for name in args.pe_datasets.split(","):
+    for name in filter(None, args.pe_datasets.split(",")):
         graphs = [add_laplacian_pe(g, 4) for g in load(name)]
         for weight in (0.0, 1.0):
             result = cross_validate(graphs, args.epochs, args.seed, args.folds, pe_dim=4, signflip=weight)
