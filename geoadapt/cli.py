@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -273,7 +274,8 @@ def cmd_adapt(config: dict[str, Any]) -> None:
             extra.update(reg.log())
         summary = _finish_run(folder, trainer, model, val, config, extra)
     print(
-        f"adapted on {config['data']} with {config['strategy']}: "
+        f"adapted on {config['data']} with {config['strategy']}"
+        f"{' + ' + ', '.join(repr(r.name) for r in regularizers) if regularizers else ''}: "
         f"val rmse/accuracy {summary.get('val_rmse', summary.get('val_accuracy')):.4g}, "
         f"equivariance error {summary.get('val_equivariance_error', math.nan):.3g}; run folder {config['out']}"
     )
@@ -290,9 +292,11 @@ def report_card(config: dict[str, Any]) -> dict[str, Any]:
     from geoadapt.models import load
     from geoadapt.regularizers import EquivarianceRegularizer, stacked_forward
     from geoadapt.train.pretrain import loader_for
+    from geoadapt.train.targets import Denormalized
 
     model = load(config["checkpoint"])
     model.eval()
+    predictor = Denormalized(model, model.normalization).eval()  # relative errors in target units
     card = read_card(config["data"])
     options = {"limit": config["limit"], "progress": False} if card["kind"] in ("molecules_csv", "rdkit") else {}
     dataset = load_data(config["data"], split=config["split"], **options)
@@ -304,7 +308,7 @@ def report_card(config: dict[str, Any]) -> dict[str, Any]:
     for name in [g for g in config["groups"].split(",") if g]:
         group = group_from_name(name)
         gen = torch.Generator().manual_seed(0)
-        err = equivariance_error(model, inputs, group, model.spec, config["samples"], gen)
+        err = equivariance_error(predictor, inputs, group, model.spec, config["samples"], gen)
         row = {
             "group": repr(group),
             "error": float(err.mean()),
@@ -312,7 +316,7 @@ def report_card(config: dict[str, Any]) -> dict[str, Any]:
             "score": score_from_error(err),
         }
         if classifier:
-            row["consistency"] = prediction_consistency(model, inputs, group, model.spec, config["samples"], gen)
+            row["consistency"] = prediction_consistency(predictor, inputs, group, model.spec, config["samples"], gen)
         if layers:
             with torch.no_grad():
                 regs = [
@@ -467,6 +471,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``geoadapt`` command."""
     args = build_parser().parse_args(argv)
+    try:
+        return _run(args)
+    except BrokenPipeError:  # output piped into e.g. `head`: stop quietly
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the interpreter's final flush
+        return 0
+
+
+def _run(args: argparse.Namespace) -> int:
     overrides = list(getattr(args, "overrides", []) or [])
     if args.command == "report":
         runs = [r for r in args.runs if "=" not in r]

@@ -46,9 +46,7 @@ class MethodResult:
 
     def predictor(self) -> nn.Module:
         """The adapted model with de-standardized outputs (target units)."""
-        from geoadapt.train.trainer import _Predictor
-
-        return _Predictor(self.trainer).eval()
+        return self.trainer.predictor()
 
 
 def regularizers_for(kind: str | None, model: nn.Module, batch_fraction: float = 0.25) -> list[nn.Module]:

@@ -52,3 +52,14 @@ def denormalize(y: Tensor, normalization: dict[str, list[float]] | None) -> Tens
     mean = torch.tensor(normalization["mean"], dtype=y.dtype, device=y.device)
     std = torch.tensor(normalization["std"], dtype=y.dtype, device=y.device)
     return y * std + mean
+
+
+class Denormalized(torch.nn.Module):
+    """``model`` followed by de-standardization: predictions in target units (identity without normalization)."""
+
+    def __init__(self, model: torch.nn.Module, normalization: dict[str, list[float]] | None) -> None:
+        super().__init__()
+        self.model, self.normalization = model, normalization
+
+    def forward(self, inputs: object) -> Tensor:
+        return denormalize(self.model(inputs), self.normalization)

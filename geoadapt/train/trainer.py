@@ -27,7 +27,7 @@ from geoadapt.regularizers.equivariance import EquivarianceRegularizer, stacked_
 from geoadapt.spec import Spec
 from geoadapt.structure import is_graph
 from geoadapt.train import distributed
-from geoadapt.train.targets import denormalize, fit_normalization, normalize, split_batch
+from geoadapt.train.targets import Denormalized, denormalize, fit_normalization, normalize, split_batch
 
 log = logging.getLogger("geoadapt")
 TASKS = ("regression", "classification")
@@ -42,17 +42,6 @@ def default_group(spec: Spec, inputs: Any) -> Group:
     if is_graph(inputs):
         return SO3() if spec.positions and all(p in inputs for p in spec.positions) else Permutation()
     return Cyclic(4) if getattr(inputs, "dim", lambda: 0)() == 4 else SO3()
-
-
-class _Predictor(nn.Module):
-    """The trained model followed by de-standardization: predictions in target units."""
-
-    def __init__(self, trainer: Trainer) -> None:
-        super().__init__()
-        self.model, self.trainer = trainer.model, trainer
-
-    def forward(self, inputs: Any) -> Tensor:
-        return self.trainer.predict(self.model(inputs))
 
 
 class Trainer:
@@ -167,6 +156,11 @@ class Trainer:
         if out.shape[-1] == 1:
             return F.binary_cross_entropy_with_logits(out[:, 0], y.reshape(-1).to(out.dtype))
         return F.cross_entropy(out, y.reshape(-1).long())
+
+    def predictor(self) -> nn.Module:
+        """The model with predictions in target units (de-standardized for regression), in eval mode."""
+        scaled = self.task == "regression" and self.normalize_targets
+        return Denormalized(self.model, self.normalization if scaled else None).eval()
 
     def predict(self, out: Tensor) -> Tensor:
         """Model outputs in target units (regression) or logits (classification)."""
@@ -335,7 +329,7 @@ class Trainer:
             self.groups = [default_group(self.spec, batches[0])]
         generator = torch.Generator().manual_seed(self.seed)
         # Equivariance of the predictor in target units (standardized outputs near 0 would inflate relative errors).
-        predictor = _Predictor(self).eval()
+        predictor = self.predictor()
         for i, group in enumerate(self.groups):
             err = equivariance_error(predictor, batches, group, self.spec, self.eq_samples, generator)
             values = {"equivariance_error": float(err.mean()), "equivariance_score": score_from_error(err)}
