@@ -81,6 +81,8 @@ def plot_history(
     figure("loss.png", ["train_loss", "train_task_loss"], "loss")
     figure("metrics.png", ["val_rmse", "val_mae", "val_accuracy", "val_f1"], "validation metric")
     eq_keys = sorted({k for row in history for k in row if k.startswith("val_equivariance_error")})
+    if any("/" in k for k in eq_keys):  # with several groups the plain key repeats the first group
+        eq_keys = [k for k in eq_keys if "/" in k]
     figure("equivariance_error.png", eq_keys, "relative equivariance error", log=True)
     if angles is not None and angle_errors is not None:
         fig, ax = plt.subplots(figsize=(5, 3.2))
