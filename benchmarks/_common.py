@@ -43,3 +43,10 @@ def save_json(name: str, payload: dict, out_dir: Path | None = None) -> Path:
     path = out_dir / f"{name}.json"
     path.write_text(json.dumps({"machine": machine(), **payload}, indent=2))
     return path
+
+
+def output_dir(args) -> Path:
+    """``--out`` if given; else ``results/`` (``results/quick/`` for ``--quick`` runs, which git ignores)."""
+    path = Path(args.out) if args.out is not None else RESULTS / "quick" if args.quick else RESULTS
+    path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -13,7 +13,7 @@ import torch
 from torch_geometric.data import Batch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import median_time, save_json  # noqa: E402
+from _common import median_time, output_dir, save_json  # noqa: E402
 
 from geoadapt.data import load  # noqa: E402
 from geoadapt.groups import E3, Permutation  # noqa: E402
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"Backbones on {len(data)} NCI molecules (batch {args.batch_size}), float32, median of {args.repeats}\n")
     print(table(["model", "parameters", "fwd+bwd s / 1000 mol", "E(3) error", "perm error", "by construction"], rows))
     payload = {"benchmark": "backbones", "rows": records}
-    print(f"\nsaved {save_json('backbones', payload, args.out)}")
+    print(f"\nsaved {save_json('backbones', payload, output_dir(args))}")
     return payload
 
 

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import save_json  # noqa: E402
+from _common import output_dir, save_json  # noqa: E402
 
 from geoadapt.data import load  # noqa: E402
 from geoadapt.report import table  # noqa: E402
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> dict:
     print("Dataset loading: rdkit ETKDG + MMFF conformers (cold) vs the content-keyed cache (cached)\n")
     print(table(["dataset", "items", "workers", "cold s / 1000", "cached s / 1000", "failed"], rows))
     payload = {"benchmark": "datasets", "rows": records}
-    print(f"\nsaved {save_json('datasets', payload, args.out)}")
+    print(f"\nsaved {save_json('datasets', payload, output_dir(args))}")
     return payload
 
 

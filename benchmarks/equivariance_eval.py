@@ -23,7 +23,7 @@ from e3nn.util.test import equivariance_error as e3nn_equivariance_error
 from torch_geometric.data import Batch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import median_time, save_json  # noqa: E402
+from _common import median_time, output_dir, save_json  # noqa: E402
 
 from geoadapt.data.molecules import build_molecules  # noqa: E402
 from geoadapt.data.rdkit_sets import read_nci5k  # noqa: E402
@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"Equivariance evaluation: {len(data)} molecules x {K} SO(3) samples, median of {args.repeats}\n")
     print(table(header, rows))
     payload = {"benchmark": "equivariance_eval", "rows": records}
-    path = save_json("equivariance_eval", payload, args.out)
+    path = save_json("equivariance_eval", payload, output_dir(args))
     print(f"\nsaved {path}")
     return payload
 

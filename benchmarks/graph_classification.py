@@ -22,7 +22,7 @@ import torch
 from torch_geometric.loader import DataLoader
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, save_json  # noqa: E402
+from _common import output_dir, save_json  # noqa: E402
 
 from geoadapt.data import load  # noqa: E402
 from geoadapt.data.graphs import add_laplacian_pe, stratified_folds  # noqa: E402
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     if args.quick:
         args.datasets, args.pe_datasets, args.epochs, args.folds = "mutag", "mutag", 2, 2
-    out_dir = args.out or RESULTS
+    out_dir = output_dir(args)
     rows, records, text = [], [], []
     for name in filter(None, args.datasets.split(",")):
         graphs = list(load(name))

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, save_json  # noqa: E402
+from _common import output_dir, save_json  # noqa: E402
 
 from geoadapt.data import load  # noqa: E402
 from geoadapt.groups import Cyclic  # noqa: E402
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     if args.quick:
         args.seeds, args.pretrain_epochs, args.epochs, args.upright = 1, 1, 1, 64
-    out_dir = args.out or RESULTS
+    out_dir = output_dir(args)
     out_dir.mkdir(parents=True, exist_ok=True)
     group = Cyclic(4)
     train, val, test = (load("digits", split=s) for s in ("train", "val", "test"))

@@ -18,7 +18,7 @@ from pathlib import Path
 from torch_geometric.loader import DataLoader
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, save_json  # noqa: E402
+from _common import output_dir, save_json  # noqa: E402
 
 import geoadapt  # noqa: E402
 from geoadapt.data import load  # noqa: E402
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> dict:
             "naive_gnn",
             80,
         )
-    out_dir = args.out or RESULTS
+    out_dir = output_dir(args)
     out_dir.mkdir(parents=True, exist_ok=True)
     records, sections = [], []
     for backbone in args.backbones.split(","):

@@ -20,7 +20,7 @@ import torch
 from torch_geometric.loader import DataLoader
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import save_json  # noqa: E402
+from _common import output_dir, save_json  # noqa: E402
 
 from geoadapt.data import load  # noqa: E402
 from geoadapt.groups import SO3  # noqa: E402
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> dict:
     header = ["model", "n_samples", "batch_fraction", "every", "plain s/epoch", "regularized s/epoch", "ratio"]
     print(table(header, rows))
     payload = {"benchmark": "regularizer_overhead", "rows": records}
-    print(f"\nsaved {save_json('regularizer_overhead', payload, args.out)}")
+    print(f"\nsaved {save_json('regularizer_overhead', payload, output_dir(args))}")
     return payload
 
 
