@@ -6,7 +6,6 @@ import fnmatch
 import logging
 from collections.abc import Mapping, Sequence
 
-from e3nn import o3
 from torch import nn
 
 log = logging.getLogger("geoadapt")
@@ -96,8 +95,3 @@ def soft_freeze_groups(model: nn.Module, lr: float, scales: Mapping[str, float])
         )
         groups.setdefault(float(scale), []).append(p)
     return [{"params": ps, "lr": lr * s} for s, ps in groups.items() if s > 0]
-
-
-def is_equivariant_linear(module: nn.Module) -> bool:
-    """True for e3nn's ``o3.Linear`` (mixes multiplicities within each irrep type only)."""
-    return isinstance(module, o3.Linear)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import torch
 from torch import Tensor, nn
 
 from geoadapt.adapt.adapters import add_adapters
@@ -106,8 +105,3 @@ def make_strategy(
         extra_loss=lambda: prior_weight * wrapped.prior_loss(),
         notes=notes + [f"canonicalize (prior weight {prior_weight})"],
     )
-
-
-def trainable_state(model: nn.Module) -> dict[str, Tensor]:
-    """Copies of all parameters (to check what a strategy left untouched)."""
-    return {k: v.detach().clone() for k, v in model.state_dict().items() if torch.is_tensor(v)}

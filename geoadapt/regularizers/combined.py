@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
@@ -143,7 +143,3 @@ class ConstrainedEquivarianceRegularizer(nn.Module):
         if self.resilient:
             out[f"{self.name}/slack"] = self.slack
         return out
-
-
-RegularizerLike = EquivarianceRegularizer | MixedEquivarianceRegularizer | ConstrainedEquivarianceRegularizer
-Builder = Callable[..., RegularizerLike]

@@ -27,7 +27,7 @@ from geoadapt.regularizers.equivariance import EquivarianceRegularizer, stacked_
 from geoadapt.spec import Spec
 from geoadapt.structure import is_graph
 from geoadapt.train import distributed
-from geoadapt.train.targets import Denormalized, denormalize, fit_normalization, normalize, split_batch
+from geoadapt.train.targets import Denormalized, fit_normalization, normalize, split_batch
 
 log = logging.getLogger("geoadapt")
 TASKS = ("regression", "classification")
@@ -161,12 +161,6 @@ class Trainer:
         """The model with predictions in target units (de-standardized for regression), in eval mode."""
         scaled = self.task == "regression" and self.normalize_targets
         return Denormalized(self.model, self.normalization if scaled else None).eval()
-
-    def predict(self, out: Tensor) -> Tensor:
-        """Model outputs in target units (regression) or logits (classification)."""
-        if self.task == "regression" and self.normalize_targets:
-            return denormalize(out, self.normalization)
-        return out
 
     # --- training ------------------------------------------------------------------------------
     def fit(
@@ -313,11 +307,13 @@ class Trainer:
 
         With one group the keys are plain (``equivariance_error``); with several, suffixed by group name too.
         """
-        self.model.eval()
+        # Predictions in target units, for task metrics and equivariance alike (standardized outputs near 0
+        # would inflate relative errors).
+        predictor = self.predictor()
         outs, ys, batches = [], [], []
         for batch in loader:
             inputs, y = split_batch(batch)
-            outs.append(self.predict(self.model(inputs)))
+            outs.append(predictor(inputs))
             ys.append(y)
             batches.append(inputs)
         out, y = torch.cat(outs), torch.cat(ys)
@@ -328,8 +324,6 @@ class Trainer:
         if self.infer_groups and not self.groups:
             self.groups = [default_group(self.spec, batches[0])]
         generator = torch.Generator().manual_seed(self.seed)
-        # Equivariance of the predictor in target units (standardized outputs near 0 would inflate relative errors).
-        predictor = self.predictor()
         for i, group in enumerate(self.groups):
             err = equivariance_error(predictor, batches, group, self.spec, self.eq_samples, generator)
             values = {"equivariance_error": float(err.mean()), "equivariance_score": score_from_error(err)}
