@@ -2,8 +2,9 @@
 
 The trainers alternate epoch by epoch (plain, regularized, plain, ...), so drifts in machine speed hit
 all of them. Configurations: n_samples 1 and 4, copies of the whole batch (batch_fraction=1) or of a
-random quarter (0.25, an unbiased estimate of the same penalty), and lazy regularization (every=k:
-the penalty on one step in k, scaled by k).
+random quarter (0.25, an unbiased estimate of the same penalty), lazy regularization (every=k:
+the penalty on one step in k, scaled by k), and the copies stacked into the batch's forward or run in
+their own forward (``stack``; each model's default is marked ``*``).
 
 Run: ``python benchmarks/regularizer_overhead.py``; writes results/regularizer_overhead.json.
 """
@@ -37,10 +38,10 @@ def epoch_seconds(trainer: Trainer, loader: DataLoader, epoch: int) -> float:
     return time.perf_counter() - start
 
 
-def make_trainer(name: str, regularizers_of) -> Trainer:
+def make_trainer(name: str, regularizers_of, stack: bool | None = None) -> Trainer:
     torch.manual_seed(0)
     model = build(name)
-    trainer = Trainer(model, "regression", regularizers_of(model), max_epochs=1, progress=False)
+    trainer = Trainer(model, "regression", regularizers_of(model), max_epochs=1, progress=False, stack=stack)
     trainer.normalization = {"mean": [0.0], "std": [1.0]}
     trainer._build_optimizer()
     return trainer
@@ -59,18 +60,29 @@ def main(argv: list[str] | None = None) -> dict:
         args.molecules, args.epochs, args.models = 48, 1, "naive_gnn"
     data = load("rdkit_nci5k", limit=args.molecules, progress=not args.quick)
     loader = DataLoader(data.graphs, batch_size=args.batch_size, shuffle=True)
-    configs = [(1, 1.0, 1), (1, 0.25, 1), (1, 0.25, 2), (1, 1.0, 4), (4, 1.0, 1), (4, 0.25, 1)]
+    # (n_samples, batch_fraction, every, stack); stack None is the model's default (Trainer's rule).
+    configs = [
+        (1, 1.0, 1, None),
+        (1, 0.25, 1, None),
+        (1, 0.25, 1, "other"),
+        (1, 0.25, 2, None),
+        (1, 1.0, 4, None),
+        (4, 1.0, 1, None),
+        (4, 0.25, 1, None),
+    ]
     rows, records = [], []
     for name in args.models.split(","):
+        default_stack = bool(getattr(build(name), "stack_copies", True))
         plain = make_trainer(name, lambda m: [])
         regularized = {
-            (n, f, k): make_trainer(
+            c: make_trainer(
                 name,
-                lambda m, n=n, f=f, k=k: [
+                lambda m, n=c[0], f=c[1], k=c[2]: [
                     EquivarianceRegularizer(SO3(), m.spec, n_samples=n, batch_fraction=f, every=k)
                 ],
+                stack=default_stack if c[3] is None else not default_stack,
             )
-            for n, f, k in configs
+            for c in configs
         }
         times: dict[object, list[float]] = {"plain": [], **{c: [] for c in configs}}
         for epoch in range(args.epochs + 1):  # epoch 0 warms up every trainer and is not counted
@@ -79,25 +91,30 @@ def main(argv: list[str] | None = None) -> dict:
                 if epoch > 0 or args.quick:
                     times[key].append(seconds)
         base = statistics.median(times["plain"])
-        for n, f, k in configs:
-            ratio = statistics.median(r / p for r, p in zip(times[(n, f, k)], times["plain"]))
+        for config in configs:
+            n, f, k, _ = config
+            stack = regularized[config].stack
+            ratio = statistics.median(r / p for r, p in zip(times[config], times["plain"]))
+            seconds = statistics.median(times[config])
             records.append(
                 {
                     "model": name,
                     "n_samples": n,
                     "batch_fraction": f,
                     "every": k,
+                    "stack": stack,
                     "plain_s": base,
-                    "regularized_s": statistics.median(times[(n, f, k)]),
+                    "regularized_s": seconds,
                     "ratio": ratio,
                 }
             )
-            rows.append([name, n, f, k, f"{base:.3f}", f"{statistics.median(times[(n, f, k)]):.3f}", f"{ratio:.2f}x"])
+            mark = "*" if stack == default_stack else ""
+            rows.append([name, n, f, k, f"{stack}{mark}", f"{base:.3f}", f"{seconds:.3f}", f"{ratio:.2f}x"])
     print(
         f"Regularizer overhead: {len(data)} NCI molecules, batch {args.batch_size}, SO(3), "
         f"median over {args.epochs} epochs (ratios paired epoch by epoch)\n"
     )
-    header = ["model", "n_samples", "batch_fraction", "every", "plain s/epoch", "regularized s/epoch", "ratio"]
+    header = ["model", "n_samples", "batch_fraction", "every", "stack", "plain s/epoch", "regularized s/epoch", "ratio"]
     print(table(header, rows))
     payload = {"benchmark": "regularizer_overhead", "rows": records}
     print(f"\nsaved {save_json('regularizer_overhead', payload, output_dir(args))}")

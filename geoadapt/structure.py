@@ -156,45 +156,86 @@ def to_dtype(data: AnyData, dtype: torch.dtype) -> AnyData:
     return out
 
 
-def select_graphs(data: AnyData, index: Tensor) -> AnyData:
-    """The graphs (or tensor samples) ``index`` of ``data`` as a new batch, in that order, by tensor ops.
+def _ragged_arange(starts: Tensor, counts: Tensor) -> Tensor:
+    """``cat([arange(s, s + c) for s, c in zip(starts, counts)])`` without a Python loop."""
+    offsets = torch.cumsum(counts, 0) - counts
+    total = int(counts.sum())
+    return torch.arange(total, device=starts.device) + torch.repeat_interleave(
+        starts - offsets, counts, output_size=total
+    )
 
-    Returns the sub-batch; node order inside each graph is kept and index fields are renumbered.
+
+def _graph_ptr(graph_of_row: Tensor, n_graphs: int) -> tuple[Tensor, Tensor]:
+    """Rows sorted by graph (a no-op for PyG batches) and each graph's row offsets ``(n_graphs + 1,)``."""
+    order = None
+    if graph_of_row.numel() > 1 and bool((graph_of_row[1:] < graph_of_row[:-1]).any()):
+        order = torch.argsort(graph_of_row, stable=True)
+    counts = torch.bincount(graph_of_row, minlength=n_graphs)
+    return order, torch.cat([counts.new_zeros(1), torch.cumsum(counts, 0)])
+
+
+def gather_graphs(data: GraphData, index: Tensor) -> tuple[Batch, Tensor]:
+    """The graphs ``index`` of ``data`` (repeats allowed) as a new batch, and the old id of each new node.
+
+    Vectorized over graphs: node and edge rows are cut as ragged ranges of the batch, so picking
+    (and repeating) graphs costs a few tensor ops however many graphs there are.
     """
-    if isinstance(data, Tensor):
-        return data[index]
     batch = graph_index(data)
     n = num_graphs(data)
-    position = torch.full((n,), -1, dtype=torch.long, device=batch.device)
-    position[index] = torch.arange(index.numel(), device=batch.device)
-    node_rank = position[batch]
-    # Nodes of selected graphs, ordered by their graph's position in `index` (stable within a graph).
-    keep = torch.nonzero(node_rank >= 0).flatten()
-    order = keep[torch.argsort(node_rank[keep], stable=True)]
-    new_id = torch.full_like(batch, -1)
-    new_id[order] = torch.arange(order.numel(), device=batch.device)
+    index = index.to(batch.device)
+    node_order, node_ptr = _graph_ptr(batch, n)
+    node_counts = (node_ptr[1:] - node_ptr[:-1])[index]
+    nodes = _ragged_arange(node_ptr[index], node_counts)
+    if node_order is not None:
+        nodes = node_order[nodes]
+    new_batch = torch.repeat_interleave(torch.arange(index.numel(), device=batch.device), node_counts)
+    new_ptr = torch.cat([node_counts.new_zeros(1), torch.cumsum(node_counts, 0)])
+    edge_index = getattr(data, "edge_index", None)
+    n_edges = edge_index.shape[1] if edge_index is not None else -1
+    if edge_index is not None:
+        edge_order, edge_ptr = _graph_ptr(batch[edge_index[0]], n)
+        edge_counts = (edge_ptr[1:] - edge_ptr[:-1])[index]
+        edges = _ragged_arange(edge_ptr[index], edge_counts)
+        if edge_order is not None:
+            edges = edge_order[edges]
+        # Node ids shift by (new start - old start) of the graph each edge now belongs to.
+        shift = torch.repeat_interleave(new_ptr[:-1] - node_ptr[index], edge_counts)
+    n_nodes = batch.shape[0]
     out: dict[str, object] = {}
-    edge_keep = None
-    if getattr(data, "edge_index", None) is not None:
-        edge_rank = node_rank[data.edge_index[0]]
-        kept_edges = torch.nonzero(edge_rank >= 0).flatten()
-        edge_keep = kept_edges[torch.argsort(edge_rank[kept_edges], stable=True)]
     for key in data.keys():
         if key in _BOOKKEEPING:
             continue
         value = data[key]
         if not isinstance(value, Tensor):
             out[key] = [value[int(i)] for i in index] if isinstance(value, list) else value
-        elif is_index_field(key):
-            out[key] = new_id[value[:, edge_keep]] if edge_keep is not None else value
         elif value.dim() == 0:
             out[key] = value
+        elif is_index_field(key) and value.dim() == 2 and value.shape[1] == n_edges:
+            out[key] = value[:, edges] + shift
+        elif "edge" in key and value.shape[0] == n_edges:
+            out[key] = value[edges]
+        elif value.shape[0] == n_nodes:
+            out[key] = value[nodes]
+        elif value.shape[0] == n_edges:
+            out[key] = value[edges]
+        elif value.shape[0] == n:
+            out[key] = value[index]
         else:
-            level = field_level(data, key)
-            out[key] = value[order] if level == "node" else value[edge_keep] if level == "edge" else value[index]
-    new_batch = node_rank[order]
-    counts = torch.bincount(new_batch, minlength=index.numel())
-    result = Batch(batch=new_batch, ptr=torch.cat([counts.new_zeros(1), torch.cumsum(counts, 0)]), **out)
+            raise ValueError(
+                f"field {key!r}: expected {n_nodes} rows (nodes), {n_edges} (edges) or {n} (graphs), "
+                f"got {value.shape[0]}"
+            )
+    result = Batch(batch=new_batch, ptr=new_ptr, **out)
     result._num_graphs = index.numel()
-    result.num_nodes = int(order.numel())
-    return result
+    result.num_nodes = int(nodes.numel())
+    return result, nodes
+
+
+def select_graphs(data: AnyData, index: Tensor) -> AnyData:
+    """The graphs (or tensor samples) ``index`` of ``data`` as a new batch, in that order (repeats allowed).
+
+    Node order inside each graph is kept and index fields are renumbered.
+    """
+    if isinstance(data, Tensor):
+        return data[index]
+    return gather_graphs(data, index)[0]

@@ -74,6 +74,25 @@ def rotate_irreps(
     return torch.cat(blocks, dim=1) if len(blocks) > 1 else blocks[0]
 
 
+def quaternion_matrix(q: Tensor) -> Tensor:
+    """Rotation matrices ``(n, 3, 3)`` of unit quaternions ``q`` ``(n, 4)`` (real part first).
+
+    The closed form ``(w² - |v|²) I + 2 v vᵀ + 2 w [v]×`` (equal to e3nn's ``quaternion_to_matrix``, see
+    the tests); e3nn's route goes through axis-angle and Euler angles, a few dozen small ops that
+    showed up in the per-step cost of the regularizer.
+    """
+    w, v = q[:, 0], q[:, 1:]
+    x, y, z = v.unbind(-1)
+    zero = torch.zeros_like(w)
+    cross = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], dim=-1).reshape(-1, 3, 3)
+    eye = torch.eye(3, dtype=q.dtype, device=q.device)
+    return (
+        (w * w - (v * v).sum(-1))[:, None, None] * eye
+        + 2 * v[:, :, None] * v[:, None, :]
+        + 2 * w[:, None, None] * cross
+    )
+
+
 def haar_rotation(n: int, generator: torch.Generator | None = None, dtype: torch.dtype = torch.float64) -> Tensor:
     """``n`` Haar-random rotation matrices ``(n, 3, 3)`` (normalized Gaussian quaternions).
 
@@ -81,5 +100,4 @@ def haar_rotation(n: int, generator: torch.Generator | None = None, dtype: torch
     cast them to the dtype of the data they act on.
     """
     q = torch.randn(n, 4, generator=generator, dtype=torch.float64)
-    q = q / q.norm(dim=1, keepdim=True)
-    return o3.quaternion_to_matrix(q).to(dtype)
+    return quaternion_matrix(q / q.norm(dim=1, keepdim=True)).to(dtype)

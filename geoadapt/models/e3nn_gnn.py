@@ -60,6 +60,11 @@ class E3nnGNN(nn.Module):
     Shapes: ``x`` ``(N, in_dim)``, ``pos`` ``(N, 3)`` -> ``(B, output.dim)`` or ``(N, output.dim)``.
     """
 
+    # Per-edge tensor-product weights make big batches memory-bound on CPU: a 25% larger batch costs
+    # ~31% more, a separate forward of the copies less (benchmarks/regularizer_overhead.py). So the
+    # Trainer runs this model's transformed copies in their own forward.
+    stack_copies = False
+
     def __init__(
         self,
         in_dim: int = ATOM_DIM,

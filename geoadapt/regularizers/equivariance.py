@@ -18,7 +18,7 @@ from geoadapt.groups.base import Element, Group
 from geoadapt.regularizers.distances import DISTANCES, per_sample_distance
 from geoadapt.regularizers.schedules import Schedule
 from geoadapt.spec import Spec
-from geoadapt.structure import AnyData, concat, graph_index, is_graph, num_graphs, repeat, select_graphs
+from geoadapt.structure import AnyData, concat, gather_graphs, graph_index, is_graph, num_graphs, repeat
 
 
 @dataclass
@@ -30,7 +30,8 @@ class Sample:
     copies: int
     node_graph: Tensor | None
     graphs: Tensor | None = None  # which graphs of the batch were copied (None: all)
-    nodes: Tensor | None = None  # which nodes of the batch belong to them (None: all)
+    nodes: Tensor | None = None  # ids of the batch's nodes in those graphs (None: all)
+    batch_nodes: int = -1  # node count of the original batch (tells node-level rows from graph-level ones)
 
 
 class EquivarianceRegularizer(nn.Module):
@@ -87,14 +88,20 @@ class EquivarianceRegularizer(nn.Module):
             total = num_graphs(batch)
             keep = max(1, round(self.batch_fraction * total))
             graphs = torch.randperm(total, generator=generator)[:keep].sort().values
-            if is_graph(batch):
-                nodes = torch.isin(graph_index(batch), graphs)
-            batch = select_graphs(batch, graphs)
-        copies = repeat(batch, self.n_samples)
+        if graphs is None and self.n_samples == 1:
+            copies = batch  # actions never write in place, so the batch itself can be moved
+        elif is_graph(batch):
+            chosen = graphs if graphs is not None else torch.arange(num_graphs(batch))
+            # One gather picks the graphs and tiles the copies: graph b of copy c lands at c * len(chosen) + b.
+            copies, nodes = gather_graphs(batch, chosen.repeat(self.n_samples))
+            nodes = nodes[: nodes.numel() // self.n_samples] if graphs is not None else None
+        else:
+            copies = repeat(batch if graphs is None else batch[graphs], self.n_samples)
         elements = self.group.sample_like(copies, generator)
         moved = self.group.act(elements, copies, self.spec)
         node_graph = graph_index(copies) if is_graph(copies) else None
-        return Sample(moved, elements, self.n_samples, node_graph, graphs, nodes)
+        batch_nodes = batch.num_nodes if is_graph(batch) else -1
+        return Sample(moved, elements, self.n_samples, node_graph, graphs, nodes, batch_nodes)
 
     def penalty(
         self, fx: Tensor, fgx: Tensor, sample: Sample, features: dict[str, tuple[Tensor, Tensor]], n_graphs: int
@@ -113,7 +120,7 @@ class EquivarianceRegularizer(nn.Module):
 
     @staticmethod
     def _rows(values: Tensor, sample: Sample) -> Tensor:
-        if sample.nodes is not None and values.shape[0] == sample.nodes.shape[0]:
+        if sample.nodes is not None and values.shape[0] == sample.batch_nodes:
             return values[sample.nodes]
         return values[sample.graphs]
 

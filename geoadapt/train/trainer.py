@@ -62,7 +62,8 @@ class Trainer:
         run_dir: where ``metrics.csv``, ``history.json`` and checkpoints (``last.pt``, ``best.pt``) go.
         resume: continue from ``run_dir/last.pt`` when it exists.
         eq_samples: group samples per graph for the per-epoch equivariance metrics.
-        stack: run transformed copies in the same forward as the batch (see ``stacked_forward``).
+        stack: run transformed copies in the same forward as the batch (see ``stacked_forward``); ``None``
+            follows the model's ``stack_copies`` attribute (default ``True``).
     """
 
     def __init__(
@@ -84,7 +85,7 @@ class Trainer:
         resume: bool = False,
         eq_samples: int = 4,
         spec: Spec | None = None,
-        stack: bool = True,
+        stack: bool | None = None,
         progress: bool | None = None,
         strategy_options: dict[str, Any] | None = None,
         normalize_targets: bool = True,
@@ -95,7 +96,8 @@ class Trainer:
             raise ValueError(f"scheduler: expected one of {SCHEDULERS}, got {scheduler!r}")
         self.task, self.seed, self.max_epochs, self.lr = task, seed, int(max_epochs), float(lr)
         self.weight_decay, self.grad_clip, self.scheduler_name = weight_decay, grad_clip, scheduler
-        self.early_stopping, self.patience, self.eq_samples, self.stack = early_stopping, patience, eq_samples, stack
+        self.early_stopping, self.patience, self.eq_samples = early_stopping, patience, eq_samples
+        self.stack = bool(getattr(model, "stack_copies", True)) if stack is None else stack
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.resume, self.progress, self.normalize_targets = resume, progress, normalize_targets
         self._seed_everything(seed)

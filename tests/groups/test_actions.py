@@ -13,6 +13,7 @@ from torch_geometric.utils import to_networkx
 
 from geoadapt import Spec
 from geoadapt.groups import E3, O3, SO2, SO3, Cyclic, Dihedral, Permutation, SignFlip, Translation
+from geoadapt.groups.irreps import quaternion_matrix
 
 SPEC = Spec(fields={"pos": "1o", "force": "1o", "x": "2x0e+1e", "edge_vec": "1o", "q": "0o"}, output="0e")
 GRAPH_GROUPS = [
@@ -225,3 +226,16 @@ def test_spec_round_trips_through_dict():
     )
     assert Spec.from_dict(spec.to_dict()) == spec
     assert spec.irreps("pos") == o3.Irreps("1o")  # positions default to 1o
+
+
+def test_quaternion_matrix_matches_e3nn_and_sampled_rotations_are_proper():
+    q = torch.randn(64, 4, dtype=torch.float64)
+    q = q / q.norm(dim=1, keepdim=True)
+    assert torch.allclose(quaternion_matrix(q), o3.quaternion_to_matrix(q), atol=1e-12)
+    R = SO3().sample(256, torch.Generator().manual_seed(0))
+    assert torch.allclose(R @ R.transpose(1, 2), torch.eye(3, dtype=R.dtype).expand(256, 3, 3), atol=1e-12)
+    assert torch.allclose(torch.det(R), torch.ones(256, dtype=R.dtype), atol=1e-12)
+    # Haar measure: E[R] = 0 and, the representation being irreducible, E[(tr R)^2] = 1 (Schur orthogonality).
+    sample = SO3().sample(20000, torch.Generator().manual_seed(1))
+    trace = sample.diagonal(dim1=1, dim2=2).sum(-1)
+    assert sample.mean(0).abs().max() < 0.02 and abs(float((trace**2).mean()) - 1) < 0.05
