@@ -56,7 +56,8 @@ class Trainer:
         groups: groups to measure equivariance under each epoch (names or groups); default: the regularizers',
             or, without regularizers, one inferred from the data (:func:`default_group`); ``[]`` measures none.
         max_epochs, lr, weight_decay, seed, grad_clip: the usual; AdamW.
-        scheduler: ``None``, ``"cosine"``, ``"step"`` or ``"plateau"``.
+        scheduler: ``None``, ``"cosine"``, ``"step"`` or ``"plateau"``; ``scheduler_options`` go to the torch
+            scheduler (e.g. ``{"step_size": 50, "gamma": 0.5}`` for ``"step"``, Xu et al.'s GIN schedule).
         early_stopping: a validation metric name (e.g. ``"rmse"``, ``"accuracy"``) and ``patience`` epochs;
             the best weights are restored at the end.
         run_dir: where ``metrics.csv``, ``history.json`` and checkpoints (``last.pt``, ``best.pt``) go.
@@ -79,6 +80,7 @@ class Trainer:
         seed: int = 0,
         grad_clip: float | None = 10.0,
         scheduler: str | None = None,
+        scheduler_options: dict[str, Any] | None = None,
         early_stopping: str | None = None,
         patience: int = 10,
         run_dir: str | os.PathLike | None = None,
@@ -124,6 +126,7 @@ class Trainer:
         self.best: tuple[float, dict[str, Tensor]] | None = None
         self.optimizer: torch.optim.Optimizer | None = None
         self.scheduler: Any = None
+        self.scheduler_options = dict(scheduler_options or {})
 
     # --- set-up --------------------------------------------------------------------------------
     @staticmethod
@@ -140,14 +143,20 @@ class Trainer:
         if not groups:
             raise ValueError("optimizer: expected trainable parameters, got none (everything is frozen)")
         self.optimizer = torch.optim.AdamW(groups, lr=self.lr, weight_decay=self.weight_decay)
-        if self.scheduler_name == "cosine":
-            self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=max(self.max_epochs, 1))
-        elif self.scheduler_name == "step":
-            self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, step_size=max(self.max_epochs // 3, 1))
-        elif self.scheduler_name == "plateau":
-            self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-                self.optimizer, patience=max(self.patience // 2, 1)
-            )
+        schedulers = {
+            "cosine": (torch.optim.lr_scheduler.CosineAnnealingLR, {"T_max": max(self.max_epochs, 1)}),
+            "step": (torch.optim.lr_scheduler.StepLR, {"step_size": max(self.max_epochs // 3, 1)}),
+            "plateau": (torch.optim.lr_scheduler.ReduceLROnPlateau, {"patience": max(self.patience // 2, 1)}),
+        }
+        if self.scheduler_name is not None:
+            make, defaults = schedulers[self.scheduler_name]
+            try:
+                self.scheduler = make(self.optimizer, **{**defaults, **self.scheduler_options})
+            except TypeError as error:
+                raise ValueError(
+                    f"scheduler_options: expected keyword arguments of {make.__name__}, "
+                    f"got {sorted(self.scheduler_options)} ({error})"
+                ) from None
 
     # --- losses --------------------------------------------------------------------------------
     def task_loss(self, out: Tensor, y: Tensor) -> Tensor:

@@ -215,3 +215,21 @@ def test_node_level_vector_regression_on_md17_forces():
     norm = model.normalization
     assert norm["mean"] == [0.0, 0.0, 0.0] and len(set(norm["std"])) == 1  # vector targets share one scale
     assert history[-1]["val_equivariance_error"] < 1e-4 and "val_rmse" in history[-1]
+
+
+def test_step_scheduler_options_follow_the_given_schedule(chembl_loaders):
+    model = build("naive_gnn")
+    trainer = Trainer(
+        model,
+        "regression",
+        max_epochs=4,
+        lr=0.01,
+        scheduler="step",
+        scheduler_options={"step_size": 2, "gamma": 0.5},
+        progress=False,
+    )
+    lrs = [row["lr"] for row in trainer.fit(chembl_loaders[0])]
+    assert lrs == pytest.approx([0.01, 0.01, 0.005, 0.005])  # the lr in force during each epoch
+    bad = Trainer(build("naive_gnn"), "regression", scheduler="step", scheduler_options={"steps": 2}, progress=False)
+    with pytest.raises(ValueError, match=r"scheduler_options: expected keyword arguments of StepLR, got \['steps'\]"):
+        bad.fit(chembl_loaders[0])
