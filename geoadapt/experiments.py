@@ -58,8 +58,8 @@ def regularizers_for(kind: str | None, model: nn.Module, batch_fraction: float =
         return [
             MixedEquivarianceRegularizer(
                 [
-                    EquivarianceRegularizer(SO3(), spec, weight=10.0, batch_fraction=batch_fraction, name="SO3"),
-                    EquivarianceRegularizer(O3(), spec, weight=10.0, batch_fraction=batch_fraction, name="O3"),
+                    EquivarianceRegularizer(SO3(), spec, weight=5.0, batch_fraction=batch_fraction, name="SO3"),
+                    EquivarianceRegularizer(O3(), spec, weight=5.0, batch_fraction=batch_fraction, name="O3"),
                 ]
             )
         ]
@@ -67,7 +67,7 @@ def regularizers_for(kind: str | None, model: nn.Module, batch_fraction: float =
         term = EquivarianceRegularizer(SO3(), spec, batch_fraction=batch_fraction, name="SO3")
         return [
             ConstrainedEquivarianceRegularizer(
-                term, epsilon=1e-4, dual_lr=100.0, initial_multiplier=10.0, homotopy=(1e-2, 5)
+                term, epsilon=1e-3, dual_lr=30.0, initial_multiplier=3.0, homotopy=(1e-2, 6)
             )
         ]
     raise ValueError(f"regularizer kind: expected None, 'mixed' or 'constrained', got {kind!r}")
