@@ -72,8 +72,8 @@ def main(argv: list[str] | None = None) -> dict:
     ]
     rows, records = [], []
     for name in args.models.split(","):
-        default_stack = bool(getattr(build(name), "stack_copies", True))
         plain = make_trainer(name, lambda m: [])
+        default_stack = plain.stack  # the Trainer's rule: the model's ``stack_copies``
         regularized = {
             c: make_trainer(
                 name,

@@ -72,17 +72,21 @@ def field_level(data: GraphData, key: str, spec: Spec | None = None) -> str:
     value = data[key]
     rows = value.shape[0] if isinstance(value, Tensor) and value.dim() > 0 else len(value)
     n_edges = data.edge_index.shape[1] if getattr(data, "edge_index", None) is not None else -1
+    return _level_of_rows(key, rows, data.num_nodes, n_edges, num_graphs(data))
+
+
+def _level_of_rows(key: str, rows: int, n_nodes: int, n_edges: int, n_graphs: int) -> str:
+    """The rule of :func:`field_level` on counts already known (callers looping over fields count once)."""
     if "edge" in key and rows == n_edges:
         return "edge"
-    if rows == data.num_nodes:
+    if rows == n_nodes:
         return "node"
     if rows == n_edges:
         return "edge"
-    if rows == num_graphs(data):
+    if rows == n_graphs:
         return "graph"
     raise ValueError(
-        f"field {key!r}: expected {data.num_nodes} rows (nodes), {n_edges} (edges) or "
-        f"{num_graphs(data)} (graphs), got {rows}"
+        f"field {key!r}: expected {n_nodes} rows (nodes), {n_edges} (edges) or {n_graphs} (graphs), got {rows}"
     )
 
 
@@ -212,19 +216,9 @@ def gather_graphs(data: GraphData, index: Tensor) -> tuple[Batch, Tensor]:
             out[key] = value
         elif is_index_field(key) and value.dim() == 2 and value.shape[1] == n_edges:
             out[key] = value[:, edges] + shift
-        elif "edge" in key and value.shape[0] == n_edges:
-            out[key] = value[edges]
-        elif value.shape[0] == n_nodes:
-            out[key] = value[nodes]
-        elif value.shape[0] == n_edges:
-            out[key] = value[edges]
-        elif value.shape[0] == n:
-            out[key] = value[index]
         else:
-            raise ValueError(
-                f"field {key!r}: expected {n_nodes} rows (nodes), {n_edges} (edges) or {n} (graphs), "
-                f"got {value.shape[0]}"
-            )
+            level = _level_of_rows(key, value.shape[0], n_nodes, n_edges, n)
+            out[key] = value[nodes] if level == "node" else value[edges] if level == "edge" else value[index]
     result = Batch(batch=new_batch, ptr=new_ptr, **out)
     result._num_graphs = index.numel()
     result.num_nodes = int(nodes.numel())
