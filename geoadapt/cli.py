@@ -282,21 +282,20 @@ def cmd_adapt(config: dict[str, Any]) -> None:
 
 
 def report_card(config: dict[str, Any]) -> dict[str, Any]:
-    """Per group: error, score, consistency; per irreps-typed layer: feature error. Plain data."""
+    """Per group: relative error, score, absolute error per output block, consistency; per layer: feature error."""
     import torch
 
     from geoadapt.data import load as load_data
     from geoadapt.data import read_card
     from geoadapt.groups import group_from_name
-    from geoadapt.metrics import equivariance_error, prediction_consistency, score_from_error
+    from geoadapt.metrics import feature_errors, measure_equivariance
     from geoadapt.models import load
-    from geoadapt.regularizers import EquivarianceRegularizer, stacked_forward
     from geoadapt.train.pretrain import loader_for
-    from geoadapt.train.targets import Denormalized
+    from geoadapt.train.targets import Denormalized, target_scale
 
     model = load(config["checkpoint"])
     model.eval()
-    predictor = Denormalized(model, model.normalization).eval()  # relative errors in target units
+    predictor = Denormalized(model, model.normalization).eval()  # errors in target units
     card = read_card(config["data"])
     options = {"limit": config["limit"], "progress": False} if card["kind"] in ("molecules_csv", "rdkit") else {}
     dataset = load_data(config["data"], split=config["split"], **options)
@@ -308,23 +307,23 @@ def report_card(config: dict[str, Any]) -> dict[str, Any]:
     for name in [g for g in config["groups"].split(",") if g]:
         group = group_from_name(name)
         gen = torch.Generator().manual_seed(0)
-        err = equivariance_error(predictor, inputs, group, model.spec, config["samples"], gen)
+        scale = None if classifier else target_scale(model.normalization, model.spec)
+        m = measure_equivariance(
+            predictor, inputs, group, model.spec, config["samples"], gen, scale, classifier=classifier
+        )
         row = {
-            "group": repr(group),
-            "error": float(err.mean()),
-            "max_error": float(err.max()),
-            "score": score_from_error(err),
+            "group": m.group,
+            "error": m.error,
+            "max_error": m.max_error,
+            "score": m.score,
+            "absolute": m.absolute_by_block(),
         }
         if classifier:
-            row["consistency"] = prediction_consistency(predictor, inputs, group, model.spec, config["samples"], gen)
+            row["consistency"] = m.consistency
         if layers:
-            with torch.no_grad():
-                regs = [
-                    EquivarianceRegularizer(group, model.spec, distance="relative", layers=[layer], output=False)
-                    for layer in layers
-                ]
-                _, penalties = stacked_forward(model, inputs[0], regs, torch.Generator().manual_seed(0))
-            row["layers"] = {layer: float(p) ** 0.5 for layer, p in zip(layers, penalties)}
+            row["layers"] = feature_errors(
+                model, inputs[0], group, model.spec, layers, 2, torch.Generator().manual_seed(0)
+            )
         rows.append(row)
     return {
         "checkpoint": str(config["checkpoint"]),
@@ -347,18 +346,19 @@ def cmd_evaluate(config: dict[str, Any]) -> None:
         f"Equivariance report card: {card['arch']} from {card['checkpoint']} on {card['data']} "
         f"({card['split']}, {card['graphs']} samples)\n"
     )
-    header = ["group", "mean error", "max error", "score"] + (
-        ["consistency"] if "consistency" in card["groups"][0] else []
-    )
+    blocks = list(card["groups"][0]["absolute"])
+    header = ["group", "relative error", "max relative", "score"] + [f"abs error {b}" for b in blocks]
+    header += ["consistency"] if "consistency" in card["groups"][0] else []
     rows = [
         [g["group"], f"{g['error']:.2e}", f"{g['max_error']:.2e}", f"{g['score']:.4f}"]
+        + [f"{g['absolute'][b]:.2e}" for b in blocks]
         + ([f"{g['consistency']:.3f}"] if "consistency" in g else [])
         for g in card["groups"]
     ]
     print(table(header, rows))
     if "layers" in card["groups"][0]:
         layer_names = list(card["groups"][0]["layers"])
-        print("\nPer layer (relative feature error, irreps from the model):\n")
+        print("\nPer layer (relative error of the features, irreps from the model):\n")
         print(
             table(
                 ["group", *layer_names],

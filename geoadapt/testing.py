@@ -10,7 +10,7 @@ import copy
 import torch
 
 from geoadapt.groups.base import Group
-from geoadapt.metrics.equivariance import Model, transformed_outputs
+from geoadapt.metrics.compare import evaluating, transformed_outputs
 from geoadapt.spec import Spec
 from geoadapt.structure import AnyData, num_graphs, to_dtype
 
@@ -19,7 +19,7 @@ TOLERANCES = {torch.float64: (1e-9, 1e-7), torch.float32: (1e-4, 1e-4)}
 
 
 def assert_equivariant(
-    model: Model,
+    model: torch.nn.Module,
     data: AnyData,
     group: Group,
     spec: Spec,
@@ -50,7 +50,7 @@ def assert_equivariant(
     if isinstance(model, torch.nn.Module):
         model = copy.deepcopy(model).to(dtype)
     data = to_dtype(data, dtype)
-    with torch.no_grad():
+    with evaluating(model):
         t = transformed_outputs(model, data, group, spec, n_samples, generator)
     diff = (t.fgx - t.expected).abs().reshape(t.fgx.shape[0], -1)
     bound = atol + rtol * t.expected.abs().reshape(diff.shape)

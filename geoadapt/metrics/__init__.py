@@ -1,35 +1,41 @@
 """Measuring equivariance (error, score, consistency, group accuracy) and task quality."""
 
+from geoadapt.metrics.compare import Comparison, transformed_outputs
 from geoadapt.metrics.equivariance import (
+    EquivarianceMeasurement,
     EquivarianceReport,
     GroupAccuracy,
     equivariance_error,
     equivariance_report,
     equivariance_score,
     error_vs_angle,
+    feature_errors,
     group_accuracy,
     group_averaged_accuracy,
+    measure_equivariance,
     prediction_consistency,
-    relative_error,
     score_from_error,
-    transformed_outputs,
     worst_case_accuracy,
 )
-from geoadapt.metrics.task import classification_metrics, regression_metrics
+from geoadapt.metrics.task import classification_metrics, predicted_class, regression_metrics
 
 __all__ = [
-    "classification_metrics",
-    "regression_metrics",
+    "Comparison",
+    "EquivarianceMeasurement",
     "EquivarianceReport",
     "GroupAccuracy",
+    "classification_metrics",
     "equivariance_error",
-    "error_vs_angle",
     "equivariance_report",
     "equivariance_score",
+    "error_vs_angle",
+    "feature_errors",
     "group_accuracy",
     "group_averaged_accuracy",
+    "measure_equivariance",
+    "predicted_class",
     "prediction_consistency",
-    "relative_error",
+    "regression_metrics",
     "score_from_error",
     "transformed_outputs",
     "worst_case_accuracy",

@@ -1,123 +1,36 @@
-"""Equivariance of any model on any batch: relative error, score, prediction consistency.
+"""Equivariance of any model on any batch: absolute and relative error, score, prediction consistency.
 
-All copies of a batch are stacked into ONE forward pass: the original and ``K`` transformed copies
-become a single PyG batch (or a single tensor batch), so measuring costs one large forward instead of
-``K + 1`` small ones.
+Every function here measures through :mod:`geoadapt.metrics.compare` (the one definition of the error):
+the original batch and its transformed copies run in one stacked forward pass (or in separate ones for
+models that say so), in eval mode.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from torch_geometric.data import Data
 
-from geoadapt.groups.base import Element, Group
+from geoadapt.groups.base import Group
+from geoadapt.metrics.compare import (
+    Comparison,
+    OutputScale,
+    as_scale,
+    evaluating,
+    forward_copies,
+    make_copies,
+    relative_from_squared,
+    transformed_outputs,
+)
+from geoadapt.metrics.task import predicted_class
 from geoadapt.spec import Spec
-from geoadapt.structure import AnyData, concat, graph_index, num_graphs, repeat
+from geoadapt.structure import AnyData
 
-Model = Callable[[AnyData], Tensor]
-EPS = 1e-12
-
-
-@dataclass
-class Transformed:
-    """The outputs needed to compare ``f(g·x)`` with ``ρ(g) f(x)`` for ``K`` copies of a batch.
-
-    Attributes:
-        fx: ``f(x)``, ``(rows, dim)`` (rows: graphs, nodes or point-cloud samples).
-        fgx: ``f(g·x)`` for the copies, ``(K * rows, dim)``.
-        expected: ``ρ_out(g) f(x)`` for the copies, ``(K * rows, dim)``.
-        row_graph: graph id of each of the ``K * rows`` rows, in ``[0, K * B)``.
-        elements: the group elements used, one per graph of the stacked copies.
-        copies: ``K``.
-    """
-
-    fx: Tensor
-    fgx: Tensor
-    expected: Tensor
-    row_graph: Tensor
-    elements: Element
-    copies: int
-
-
-def finite_elements_per_graph(group: Group, data: AnyData) -> tuple[Element, int]:
-    """Every element of a finite group, once for each graph: copy ``c`` uses element ``c``."""
-    elements = group.elements()
-    if elements is None:
-        raise ValueError(f"group {group}: expected a finite group to enumerate, got an infinite one")
-    m = group.size(elements)
-    return group.take(elements, torch.arange(m).repeat_interleave(num_graphs(data))), m
-
-
-def transformed_outputs(
-    model: Model,
-    data: AnyData,
-    group: Group,
-    spec: Spec,
-    n_samples: int | None = 8,
-    generator: torch.Generator | None = None,
-) -> Transformed:
-    """Run ``model`` once on ``data`` stacked with ``n_samples`` transformed copies of it.
-
-    ``n_samples=None`` on a finite group uses every element (each graph sees the whole group).
-    """
-    if n_samples is None:
-        elements, copies = finite_elements_per_graph(group, data)
-        stacked = repeat(data, copies)
-    else:
-        if n_samples < 1:
-            raise ValueError(f"n_samples: expected >= 1 (or None for all elements), got {n_samples}")
-        copies = n_samples
-        stacked = repeat(data, copies)
-        elements = group.sample_like(stacked, generator)
-    moved = group.act(elements, stacked, spec)
-    out = model(concat([data, moved]))
-    if not isinstance(out, Tensor):
-        raise TypeError(f"model output: expected a Tensor, got {type(out).__name__}")
-    if isinstance(data, Tensor):
-        B = data.shape[0]
-        fx, fgx = out[:B], out[B:]
-        if out.dim() == 3:  # point-cloud node outputs (B, N, d): compare per point, norm per sample
-            N, d = out.shape[1:]
-            expected = group.act_output(elements, fx.repeat(copies, 1, 1), spec).reshape(-1, d)
-            row_graph = torch.arange(copies * B, device=out.device).repeat_interleave(N)
-            return Transformed(fx.reshape(-1, d), fgx.reshape(-1, d), expected, row_graph, elements, copies)
-        node_graph = None
-        row_graph = torch.arange(copies * B, device=out.device)
-    else:
-        if spec.output_level == "node":
-            rows = data.num_nodes
-            node_graph = graph_index(stacked)
-            row_graph = node_graph
-        else:
-            rows = num_graphs(data)
-            node_graph = None
-            row_graph = torch.arange(copies * rows, device=out.device)
-        if out.shape[0] != rows * (copies + 1):
-            raise ValueError(
-                f"model output: expected {rows * (copies + 1)} rows "
-                f"({spec.output_level} level, {copies + 1} stacked copies), got {out.shape[0]}"
-            )
-        fx, fgx = out[:rows], out[rows:]
-    expected = group.act_output(elements, fx.repeat(copies, *([1] * (fx.dim() - 1))), spec, node_graph)
-    return Transformed(fx, fgx, expected, row_graph, elements, copies)
-
-
-def relative_error(t: Transformed) -> Tensor:
-    """``||f(g·x) - ρ(g) f(x)|| / (||f(x)|| + eps)`` per copy and graph: ``(K, B)``.
-
-    Norms run over all output rows of a graph (all its nodes for node-level outputs).
-    """
-    n_graphs = int(t.row_graph.max()) + 1 if t.row_graph.numel() else 0
-    diff = (t.fgx - t.expected).reshape(t.fgx.shape[0], -1).pow(2).sum(-1)
-    ref = t.expected.reshape(t.expected.shape[0], -1).pow(2).sum(-1)
-    num = torch.zeros(n_graphs, dtype=diff.dtype, device=diff.device).index_add_(0, t.row_graph, diff)
-    den = torch.zeros(n_graphs, dtype=diff.dtype, device=diff.device).index_add_(0, t.row_graph, ref)
-    return (num.sqrt() / (den.sqrt() + EPS)).reshape(t.copies, -1)
+Model = nn.Module
 
 
 def _batches(data: AnyData | Iterable[AnyData]) -> Iterable[AnyData]:
@@ -126,14 +39,89 @@ def _batches(data: AnyData | Iterable[AnyData]) -> Iterable[AnyData]:
     return data
 
 
-def _evaluating(model: Model) -> bool:
-    was_training = bool(getattr(model, "training", False))
-    if isinstance(model, torch.nn.Module):
-        model.eval()
-    return was_training
+@dataclass
+class EquivarianceMeasurement:
+    """One model under one group on some samples (see :mod:`geoadapt.metrics.compare` for the definitions).
+
+    Attributes:
+        group: the group's name.
+        relative: relative error ``r`` per copy and sample, ``(K, B)``.
+        absolute: absolute error ``a_j`` per copy, sample and output block, ``(K, B, n_blocks)``, output units.
+        scale: the block scales ``s_j`` the relative error divides by, ``(n_blocks,)``.
+        blocks: the output blocks (irreps entries), e.g. ``["1x0e", "1x1o"]``.
+        consistency: for classifiers, the fraction of transformed inputs whose predicted class is unchanged.
+    """
+
+    group: str
+    relative: Tensor
+    absolute: Tensor
+    scale: Tensor
+    blocks: list[str]
+    consistency: float | None = None
+
+    @property
+    def error(self) -> float:
+        """Mean relative error."""
+        return float(self.relative.mean()) if self.relative.numel() else math.nan
+
+    @property
+    def max_error(self) -> float:
+        """Largest relative error."""
+        return float(self.relative.max()) if self.relative.numel() else math.nan
+
+    @property
+    def score(self) -> float:
+        """``mean exp(-r)`` in ``(0, 1]``."""
+        return score_from_error(self.relative)
+
+    def absolute_by_block(self) -> dict[str, float]:
+        """Mean absolute error of each output block, in output units."""
+        means = self.absolute.reshape(-1, len(self.blocks)).mean(0)
+        return {block: float(m) for block, m in zip(self.blocks, means)}
 
 
-@torch.no_grad()
+def measure_equivariance(
+    model: Model,
+    data: AnyData | Iterable[AnyData],
+    group: Group,
+    spec: Spec,
+    n_samples: int | None = 8,
+    generator: torch.Generator | None = None,
+    scale: Tensor | float | Sequence[float] | None = None,
+    classifier: bool = False,
+    stack: bool | None = None,
+) -> EquivarianceMeasurement:
+    """Measure ``model`` under ``group`` on a batch or an iterable of batches (e.g. a ``DataLoader``).
+
+    Args:
+        n_samples: random group elements per sample (rounded up so every coset, e.g. both parities of O(3),
+            is measured); ``None`` enumerates a finite group.
+        scale: block scales to divide by (one number or one per output block); default: the spread of the
+            model's outputs over all the samples measured.
+        classifier: also measure prediction consistency (outputs are logits).
+        stack: copies in the batch's forward pass (``True``), in their own (``False``), or as the model says.
+    """
+    squared, scales, consistent, total = [], OutputScale(spec.output), 0, 0
+    with evaluating(model):
+        for batch in _batches(data):
+            c = transformed_outputs(model, batch, group, spec, n_samples, generator, stack=stack)
+            squared.append(c.squared_error())
+            scales.add(c.fx)
+            if classifier:
+                same = predicted_class(c.fgx) == predicted_class(c.expected)
+                consistent, total = consistent + int(same.sum()), total + same.numel()
+    squared_all = torch.cat(squared, dim=1)
+    block_scales = scales.value() if scale is None else as_scale(scale, spec.output)
+    return EquivarianceMeasurement(
+        group=repr(group),
+        relative=relative_from_squared(squared_all, block_scales, spec.output),
+        absolute=squared_all.sqrt(),
+        scale=block_scales,
+        blocks=[f"{mul}x{ir}" for mul, ir in spec.output],
+        consistency=consistent / total if classifier and total else None,
+    )
+
+
 def equivariance_error(
     model: Model,
     data: AnyData | Iterable[AnyData],
@@ -141,31 +129,24 @@ def equivariance_error(
     spec: Spec,
     n_samples: int | None = 8,
     generator: torch.Generator | None = None,
+    scale: Tensor | float | Sequence[float] | None = None,
 ) -> Tensor:
-    """Per-sample relative equivariance error of ``model`` under ``group``.
+    """Relative equivariance error of ``model`` under ``group``, per copy and sample: ``(K, B)``.
 
-    ``err[k, b] = ||f(g_kb · x_b) - ρ_out(g_kb) f(x_b)|| / (||f(x_b)|| + eps)``, computed with the
-    original batch and its ``n_samples`` transformed copies stacked into one forward pass, in eval mode.
+    ``err[k, b] = sqrt(Σ_j d_j (a_kbj / s_j)^2 / Σ_j d_j)`` with ``a_kbj`` the RMS of
+    ``f(g_kb · x_b) - ρ_out(g_kb) f(x_b)`` over output block ``j`` and ``s_j`` the spread of the outputs
+    (definitions in :mod:`geoadapt.metrics.compare`). The original and the transformed copies run in one
+    stacked forward pass, in eval mode.
 
     Args:
         model: maps a batch (PyG ``Batch``, point cloud ``(B, N, 3)`` or images ``(B, C, H, W)``) to
             outputs ``(rows, spec.output.dim)``.
-        data: one batch, or an iterable of batches (e.g. a ``DataLoader``).
+        data: one batch, or an iterable of batches (graphs of all batches concatenated on dim 1).
         group: the symmetry. ``n_samples=None`` enumerates a finite group.
         spec: irreps of the input fields and of the output.
-
-    Returns:
-        ``(n_samples, num_graphs)`` errors (graphs of all batches concatenated on dim 1).
+        scale: the block scales ``s_j`` to use instead of the outputs' spread.
     """
-    was_training = _evaluating(model)
-    try:
-        errors = [
-            relative_error(transformed_outputs(model, b, group, spec, n_samples, generator)) for b in _batches(data)
-        ]
-    finally:
-        if was_training and isinstance(model, torch.nn.Module):
-            model.train()
-    return torch.cat(errors, dim=1)
+    return measure_equivariance(model, data, group, spec, n_samples, generator, scale).relative
 
 
 def score_from_error(error: Tensor) -> float:
@@ -181,14 +162,13 @@ def equivariance_score(
     n_samples: int | None = 8,
     generator: torch.Generator | None = None,
 ) -> float:
-    """Equivariance score in ``[0, 1]``: ``mean_{x, g} exp(-err(x, g))`` with ``err`` the relative error.
+    """Equivariance score in ``(0, 1]``: ``mean_{x, g} exp(-err(x, g))`` with ``err`` the relative error.
 
     1 means exactly equivariant; a relative error of 1% gives about 0.99, 100% about 0.37.
     """
-    return score_from_error(equivariance_error(model, data, group, spec, n_samples, generator))
+    return measure_equivariance(model, data, group, spec, n_samples, generator).score
 
 
-@torch.no_grad()
 def prediction_consistency(
     model: Model,
     data: AnyData | Iterable[AnyData],
@@ -197,19 +177,9 @@ def prediction_consistency(
     n_samples: int | None = 8,
     generator: torch.Generator | None = None,
 ) -> float:
-    """Fraction of transformed inputs whose predicted class (argmax of the logits) is unchanged."""
-    was_training = _evaluating(model)
-    agree, total = 0, 0
-    try:
-        for b in _batches(data):
-            t = transformed_outputs(model, b, group, spec, n_samples, generator)
-            same = t.fgx.argmax(-1) == t.fx.argmax(-1).repeat(t.copies)
-            agree += int(same.sum())
-            total += same.numel()
-    finally:
-        if was_training and isinstance(model, torch.nn.Module):
-            model.train()
-    return agree / max(total, 1)
+    """Fraction of transformed inputs whose predicted class (:func:`~geoadapt.metrics.task.predicted_class`)
+    is that of the original input."""
+    return measure_equivariance(model, data, group, spec, n_samples, generator, classifier=True).consistency
 
 
 @dataclass
@@ -229,7 +199,6 @@ class GroupAccuracy:
         return min(self.per_element)
 
 
-@torch.no_grad()
 def group_accuracy(
     model: Model,
     data: AnyData | Iterable[AnyData],
@@ -243,22 +212,18 @@ def group_accuracy(
     """
     if not group.is_finite:
         raise ValueError(f"group {group}: expected a finite group, got an infinite one")
-    was_training = _evaluating(model)
     correct: Tensor | None = None
     total = 0
     label_iter = iter(labels) if labels is not None and not isinstance(labels, Tensor) else None
-    try:
+    with evaluating(model):
         for b in _batches(data):
             y = labels if isinstance(labels, Tensor) else next(label_iter) if label_iter else b.y
             y = y.reshape(-1)
-            elements, m = finite_elements_per_graph(group, b)
-            out = model(group.act(elements, repeat(b, m), spec))
-            hits = (out.argmax(-1) == y.repeat(m)).reshape(m, -1).sum(1)
+            copies = make_copies(b, group, spec, n_samples=None)
+            out = forward_copies(model, copies.moved, [], spec).fx
+            hits = (predicted_class(out) == y.repeat(copies.copies)).reshape(copies.copies, -1).sum(1)
             correct = hits if correct is None else correct + hits
             total += y.numel()
-    finally:
-        if was_training and isinstance(model, torch.nn.Module):
-            model.train()
     return GroupAccuracy([float(c) / total for c in correct])
 
 
@@ -274,24 +239,19 @@ def worst_case_accuracy(model: Model, data: AnyData, labels: Tensor | None, grou
 
 @dataclass
 class EquivarianceReport:
-    """Summary of one model under one group."""
+    """Summary of one model under one group: relative error (mean, max), score, absolute error per block."""
 
     group: str
     mean_error: float
     max_error: float
     score: float
     consistency: float | None = None
+    absolute: dict[str, float] | None = None
 
     def as_row(self) -> list[str]:
         """Cells for a text table."""
         cons = "-" if self.consistency is None else f"{self.consistency:.3f}"
-        return [
-            self.group,
-            f"{self.mean_error:.2e}",
-            f"{self.max_error:.2e}",
-            f"{self.score:.4f}",
-            cons,
-        ]
+        return [self.group, f"{self.mean_error:.2e}", f"{self.max_error:.2e}", f"{self.score:.4f}", cons]
 
 
 def equivariance_report(
@@ -303,36 +263,59 @@ def equivariance_report(
     generator: torch.Generator | None = None,
     classifier: bool = False,
 ) -> EquivarianceReport:
-    """Error (mean, max), score and, for classifiers, prediction consistency under ``group``."""
-    err = equivariance_error(model, data, group, spec, n_samples, generator)
-    cons = prediction_consistency(model, data, group, spec, n_samples, generator) if classifier else None
-    mean = float(err.mean()) if err.numel() else math.nan
-    return EquivarianceReport(repr(group), mean, float(err.max()), score_from_error(err), cons)
+    """Error (mean, max), score, absolute error per block and, for classifiers, prediction consistency."""
+    m = measure_equivariance(model, data, group, spec, n_samples, generator, classifier=classifier)
+    return EquivarianceReport(m.group, m.error, m.max_error, m.score, m.consistency, m.absolute_by_block())
 
 
-@torch.no_grad()
-def error_vs_angle(model: Model, data: AnyData, spec: Spec, angles: Tensor) -> Tensor:
+def feature_errors(
+    model: Model,
+    data: AnyData,
+    group: Group,
+    spec: Spec,
+    layers: Sequence[str] | dict[str, str | None],
+    n_samples: int = 4,
+    generator: torch.Generator | None = None,
+) -> dict[str, float]:
+    """Mean relative error of the features of named submodules of ``model`` (one forward for all layers).
+
+    A layer's irreps come from ``layers[name]``, else from the submodule's ``irreps_out`` (e3nn), else all
+    its channels count as invariant scalars; node or graph level from its row count. The error is the one
+    of the outputs, with the features' own spread as the scale.
+    """
+    from geoadapt.metrics.compare import block_scale, compare, copies_needed
+    from geoadapt.structure import is_graph
+
+    wanted = dict(layers) if isinstance(layers, dict) else {name: None for name in layers}
+    modules = dict(model.named_modules())
+    copies = make_copies(data, group, spec, copies_needed(group, n_samples), generator)
+    with evaluating(model):
+        out = forward_copies(model, data, [copies], spec, layers=list(wanted))
+    errors = {}
+    for name, irreps in wanted.items():
+        orig, moved = out.features[name][0], out.features[name][1]
+        irreps = irreps or getattr(modules.get(name), "irreps_out", None) or f"{orig.shape[-1]}x0e"
+        node_level = is_graph(data) and orig.shape[0] == data.num_nodes
+        layer_spec = Spec(output=str(irreps), output_level="node" if node_level else "graph")
+        c = compare(orig, moved, copies, data, group, layer_spec)
+        errors[name] = float(c.relative_error(block_scale(orig, layer_spec.output)).mean())
+    return errors
+
+
+def error_vs_angle(
+    model: Model, data: AnyData, spec: Spec, angles: Tensor, scale: Tensor | float | None = None
+) -> Tensor:
     """Mean relative error under rotations by each angle (radians) about the z axis: ``(len(angles),)``.
 
-    Graphs and point clouds rotate in 3D about z; images rotate in the plane (interpolated between
-    multiples of 90°). One stacked forward pass for all angles.
+    The same error as :func:`equivariance_error` (same scale: the outputs' spread on ``data``). Graphs and
+    point clouds rotate in 3D about z; images in the plane (interpolated between multiples of 90°). One
+    stacked forward pass for all angles.
     """
     from geoadapt.groups.planar import SO2
+    from geoadapt.structure import num_graphs
 
-    was_training = _evaluating(model)
-    try:
-        n, copies = num_graphs(data), angles.numel()
-        stacked = repeat(data, copies)
-        elements = angles.to(torch.float64).repeat_interleave(n)
-        moved = SO2().act(elements, stacked, spec)
-        out = model(concat([data, moved]))
-        rows = data.num_nodes if spec.output_level == "node" and not isinstance(data, Tensor) else n
-        fx, fgx = out[:rows], out[rows:]
-        node_graph = graph_index(stacked) if spec.output_level == "node" and not isinstance(data, Tensor) else None
-        expected = SO2().act_output(elements, fx.repeat(copies, *([1] * (fx.dim() - 1))), spec, node_graph)
-        row_graph = node_graph if node_graph is not None else torch.arange(copies * n)
-        err = relative_error(Transformed(fx, fgx, expected, row_graph, elements, copies))
-    finally:
-        if was_training and isinstance(model, torch.nn.Module):
-            model.train()
-    return err.mean(1)
+    elements = angles.to(torch.float64).repeat_interleave(num_graphs(data))
+    with evaluating(model):
+        c: Comparison = transformed_outputs(model, data, SO2(), spec, angles.numel(), elements=elements)
+    block_scales = OutputScale(spec.output).add(c.fx).value() if scale is None else as_scale(scale, spec.output)
+    return c.relative_error(block_scales).mean(1)

@@ -22,6 +22,20 @@ def regression_metrics(pred: Tensor, target: Tensor) -> dict[str, float]:
     return {"mse": mse, "mae": float(err.abs().mean()), "rmse": math.sqrt(mse), "r2": r2}
 
 
+def predicted_class(logits: Tensor) -> Tensor:
+    """The predicted class of classifier outputs ``(n, C)``: ``(n,)`` class ids.
+
+    One logit (binary, the Trainer's ``BCEWithLogits`` setup) predicts class 1 when ``logit > 0``
+    (probability above 0.5); several logits predict their argmax. Every accuracy and consistency in
+    geoadapt decides classes here.
+    """
+    if logits.dim() == 1:
+        logits = logits[:, None]
+    if logits.shape[-1] == 1:
+        return (logits[:, 0] > 0).long()
+    return logits.argmax(-1)
+
+
 def classification_metrics(logits: Tensor, labels: Tensor) -> dict[str, float]:
     """``accuracy``, macro ``precision``/``recall``/``f1`` and ``roc_auc`` (binary, or one-vs-rest).
 
@@ -32,12 +46,11 @@ def classification_metrics(logits: Tensor, labels: Tensor) -> dict[str, float]:
     logits, labels = logits.detach().double(), labels.detach().reshape(-1).long()
     if logits.shape[-1] == 1:
         prob = torch.sigmoid(logits[:, 0])
-        pred = (prob > 0.5).long()
         scores, average = prob.numpy(), "binary"
     else:
         prob = torch.softmax(logits, -1)
-        pred = prob.argmax(-1)
         scores, average = prob.numpy(), "macro"
+    pred = predicted_class(logits)
     y, p = labels.numpy(), pred.numpy()
     precision, recall, f1, _ = precision_recall_fscore_support(y, p, average=average, zero_division=0)
     try:

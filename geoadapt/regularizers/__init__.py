@@ -1,7 +1,7 @@
 """Equivariance regularizers: output and feature level, mixed symmetries, constrained and resilient forms."""
 
+from geoadapt.metrics.compare import DISTANCES
 from geoadapt.regularizers.combined import ConstrainedEquivarianceRegularizer, MixedEquivarianceRegularizer
-from geoadapt.regularizers.distances import DISTANCES, per_sample_distance
 from geoadapt.regularizers.equivariance import EquivarianceRegularizer, stacked_forward
 from geoadapt.regularizers.schedules import Schedule
 
@@ -11,6 +11,5 @@ __all__ = [
     "EquivarianceRegularizer",
     "MixedEquivarianceRegularizer",
     "Schedule",
-    "per_sample_distance",
     "stacked_forward",
 ]

@@ -54,6 +54,20 @@ def denormalize(y: Tensor, normalization: dict[str, list[float]] | None) -> Tens
     return y * std + mean
 
 
+def target_scale(normalization: dict[str, list[float]] | None, spec: Spec) -> Tensor | None:
+    """The targets' spread per output block (RMS of the column stds of the block), ``(n_blocks,)``, or ``None``.
+
+    Regression measures equivariance errors relative to it: a fixed denominator from the data, so errors
+    are comparable between epochs and methods, whatever the spread of the predictions.
+    """
+    if normalization is None:
+        return None
+    std = torch.tensor(normalization["std"], dtype=torch.float64)
+    if std.numel() != spec.output.dim:
+        return None
+    return torch.stack([std[sl].pow(2).mean().sqrt() for sl in spec.output.slices()])
+
+
 class Denormalized(torch.nn.Module):
     """``model`` followed by de-standardization: predictions in target units (identity without normalization)."""
 

@@ -21,13 +21,14 @@ from tqdm.auto import tqdm
 from geoadapt.adapt.strategies import Strategy, make_strategy
 from geoadapt.data.cache import atomic_save
 from geoadapt.groups import Group, group_from_name
-from geoadapt.metrics.equivariance import equivariance_error, prediction_consistency, score_from_error
+from geoadapt.metrics.compare import output_rows
+from geoadapt.metrics.equivariance import measure_equivariance
 from geoadapt.metrics.task import classification_metrics, regression_metrics
 from geoadapt.regularizers.equivariance import EquivarianceRegularizer, stacked_forward
 from geoadapt.spec import Spec
 from geoadapt.structure import is_graph
 from geoadapt.train import distributed
-from geoadapt.train.targets import Denormalized, fit_normalization, normalize, split_batch
+from geoadapt.train.targets import Denormalized, fit_normalization, normalize, split_batch, target_scale
 
 log = logging.getLogger("geoadapt")
 TASKS = ("regression", "classification")
@@ -64,7 +65,7 @@ class Trainer:
         resume: continue from ``run_dir/last.pt`` when it exists.
         eq_samples: group samples per graph for the per-epoch equivariance metrics.
         stack: run transformed copies in the same forward as the batch (see ``stacked_forward``); ``None``
-            follows the model's ``stack_copies`` attribute (default ``True``).
+            lets the model decide (its ``stack_copies`` attribute; no stacking through batch norm in training).
     """
 
     def __init__(
@@ -99,7 +100,7 @@ class Trainer:
         self.task, self.seed, self.max_epochs, self.lr = task, seed, int(max_epochs), float(lr)
         self.weight_decay, self.grad_clip, self.scheduler_name = weight_decay, grad_clip, scheduler
         self.early_stopping, self.patience, self.eq_samples = early_stopping, patience, eq_samples
-        self.stack = bool(getattr(model, "stack_copies", True)) if stack is None else stack
+        self.stack = stack
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.resume, self.progress, self.normalize_targets = resume, progress, normalize_targets
         self._seed_everything(seed)
@@ -161,6 +162,7 @@ class Trainer:
     # --- losses --------------------------------------------------------------------------------
     def task_loss(self, out: Tensor, y: Tensor) -> Tensor:
         """Task loss on model outputs (standardized space for regression)."""
+        out = output_rows(out, self.spec)
         if self.task == "regression":
             target = normalize(y.to(out.dtype), self.normalization if self.normalize_targets else None)
             return F.mse_loss(out.reshape(target.shape), target)
@@ -249,7 +251,14 @@ class Trainer:
                 inputs = self.strategy.batch_transform(inputs, generator)
                 y = inputs.y if is_graph(inputs) else y  # equivariant graph targets move with the input
             out, penalties = stacked_forward(
-                model, inputs, self.components, generator, self.stack, hook_model=self.model, step=self.global_step
+                model,
+                inputs,
+                self.components,
+                generator,
+                self.stack,
+                hook_model=self.model,
+                step=self.global_step,
+                spec=self.spec,
             )
             task_loss = self.task_loss(out, y)
             loss = task_loss
@@ -314,17 +323,19 @@ class Trainer:
     # --- evaluation ----------------------------------------------------------------------------
     @torch.no_grad()
     def evaluate(self, loader: Iterable) -> dict[str, float]:
-        """Task metrics and, per group, ``equivariance_error`` / ``score`` (and ``consistency`` for classifiers).
+        """Task metrics and, per group, the equivariance of the predictions in target units.
 
-        With one group the keys are plain (``equivariance_error``); with several, suffixed by group name too.
+        Keys: ``equivariance_error`` (mean relative error; for regression relative to the targets' spread,
+        :func:`~geoadapt.train.targets.target_scale`), ``equivariance_score``, ``equivariance_abs/<block>``
+        (mean absolute error of each output block, target units) and, for classifiers, ``consistency``; error
+        and consistency come from the same transformed outputs. With one group the keys are plain; with
+        several they are also suffixed by the group's name (``equivariance_error/SO3``).
         """
-        # Predictions in target units, for task metrics and equivariance alike (standardized outputs near 0
-        # would inflate relative errors).
         predictor = self.predictor()
         outs, ys, batches = [], [], []
         for batch in loader:
             inputs, y = split_batch(batch)
-            outs.append(predictor(inputs))
+            outs.append(output_rows(predictor(inputs), self.spec))
             ys.append(y)
             batches.append(inputs)
         out, y = torch.cat(outs), torch.cat(ys)
@@ -335,13 +346,16 @@ class Trainer:
         if self.infer_groups and not self.groups:
             self.groups = [default_group(self.spec, batches[0])]
         generator = torch.Generator().manual_seed(self.seed)
+        classifier = self.task == "classification"
+        scale = target_scale(self.normalization, self.spec) if self.task == "regression" else None
         for i, group in enumerate(self.groups):
-            err = equivariance_error(predictor, batches, group, self.spec, self.eq_samples, generator)
-            values = {"equivariance_error": float(err.mean()), "equivariance_score": score_from_error(err)}
-            if self.task == "classification":
-                values["consistency"] = prediction_consistency(
-                    self.model, batches, group, self.spec, self.eq_samples, generator
-                )
+            m = measure_equivariance(
+                predictor, batches, group, self.spec, self.eq_samples, generator, scale, classifier=classifier
+            )
+            values = {"equivariance_error": m.error, "equivariance_score": m.score}
+            values.update({f"equivariance_abs/{block}": v for block, v in m.absolute_by_block().items()})
+            if classifier:
+                values["consistency"] = m.consistency
             for k, v in values.items():
                 if i == 0:
                     metrics[k] = v

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch_geometric.data import Batch
 
 from geoadapt import Spec
 from geoadapt.dtypes import default_dtype
@@ -20,7 +21,7 @@ from geoadapt.structure import to_dtype
 from geoadapt.train import Trainer
 
 
-def test_penalty_zero_for_equivariant_and_positive_for_broken(molecules):
+def test_penalty_zero_for_equivariant_models(molecules):
     data = to_dtype(molecules, torch.float64)
     with default_dtype(torch.float64):
         e3nn = build("e3nn_gnn", output="0e+1o")
@@ -30,26 +31,82 @@ def test_penalty_zero_for_equivariant_and_positive_for_broken(molecules):
             EquivarianceRegularizer(Permutation(), e3nn.spec, distance=distance),
         ]
         _, penalties = stacked_forward(e3nn, data, regs)
-        assert max(float(p) for p in penalties) < 1e-12
-    naive = build("naive_gnn").double()
-    _, (penalty,) = stacked_forward(naive, data, [EquivarianceRegularizer(SO3(), naive.spec)])
-    assert float(penalty) > 1e-4
-    _, (penalty,) = stacked_forward(
-        naive, data, [EquivarianceRegularizer(SO3(), naive.spec, layers={"convs.1": "64x0e"}, output=False)]
-    )
-    assert float(penalty) > 1e-4  # the feature-level term alone sees the broken symmetry
+        assert max(float(p) for p in penalties) < 1e-20  # squared errors of an exact float64 model
 
 
-def test_kl_distance_for_classifier_logits(molecules):
-    data = molecules.clone()
-    data.eigvecs = torch.randn(data.num_nodes, 4)
-    model = build("gin", out_dim=3, pe="eigvecs", pe_dim=4)
+def test_mse_penalty_equals_the_mean_squared_difference_by_hand(molecules):
+    data = to_dtype(molecules, torch.float64)
+    model = build("naive_gnn").double().eval()
+    reg = EquivarianceRegularizer(SO3(), model.spec, n_samples=2)
+    _, (penalty,) = stacked_forward(model, data, [reg], torch.Generator().manual_seed(3))
+    copies = reg.sample(data, torch.Generator().manual_seed(3))  # the same rotations
+    R = copies.elements
+    expected = []
+    for k in range(2):
+        for b, graph in enumerate(data.to_data_list()):
+            one = Batch.from_data_list([graph])
+            moved = one.clone()
+            moved.pos = one.pos @ R[k * data.num_graphs + b].T
+            expected.append(float((model(moved) - model(one)).pow(2).mean()))
+    assert float(penalty) == pytest.approx(sum(expected) / len(expected), rel=1e-10)
+    # The feature-level term alone sees the broken symmetry too: mean squared difference of node features.
+    feature = EquivarianceRegularizer(SO3(), model.spec, layers={"convs.1": "64x0e"}, output=False)
+    _, (feature_penalty,) = stacked_forward(model, data, [feature], torch.Generator().manual_seed(3))
+    assert float(feature_penalty) > 1e-6
+
+
+def test_kl_penalty_equals_the_divergence_by_hand(molecules):
+    data = to_dtype(molecules, torch.float64)
+    data.eigvecs = torch.randn(data.num_nodes, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    model = build("gin", out_dim=3, pe="eigvecs", pe_dim=4).double().eval()
     reg = EquivarianceRegularizer(SignFlip(), model.spec, distance="kl")
-    out, (penalty,) = stacked_forward(model, data, [reg])
-    assert out.shape == (5, 3) and float(penalty) > 0
-    plain = build("gin", out_dim=3)
-    _, (zero,) = stacked_forward(plain, data, [EquivarianceRegularizer(Permutation(), plain.spec, distance="kl")])
-    assert abs(float(zero)) < 1e-6
+    out, (penalty,) = stacked_forward(model, data, [reg], torch.Generator().manual_seed(1))
+    flipped = reg.sample(data, torch.Generator().manual_seed(1)).moved
+    p, q = torch.softmax(model(data), -1), torch.softmax(model(flipped), -1)
+    by_hand = (p * (p / q).log()).sum(-1).mean()
+    assert out.shape == (5, 3) and float(penalty) == pytest.approx(float(by_hand), rel=1e-10)
+    assert float(penalty) > 1e-8
+    # One logit: the Bernoulli divergence.
+    binary = build("gin", out_dim=1, pe="eigvecs", pe_dim=4).double().eval()
+    one_logit = EquivarianceRegularizer(SignFlip(), binary.spec, distance="kl")
+    _, (bernoulli,) = stacked_forward(binary, data, [one_logit], torch.Generator().manual_seed(1))
+    a, b = torch.sigmoid(binary(data)), torch.sigmoid(binary(flipped))
+    by_hand = (a * (a / b).log() + (1 - a) * ((1 - a) / (1 - b)).log()).mean()
+    assert float(bernoulli) == pytest.approx(float(by_hand), rel=1e-10)
+
+
+def test_batch_fraction_penalizes_exactly_the_chosen_graphs(molecules):
+    data = to_dtype(molecules, torch.float64)
+    model = build("naive_gnn").double().eval()
+    part = EquivarianceRegularizer(SO3(), model.spec, batch_fraction=0.4)
+    _, (penalty,) = stacked_forward(model, data, [part], torch.Generator().manual_seed(5))
+    copies = part.sample(data, torch.Generator().manual_seed(5))
+    assert copies.graphs.numel() == 2 and copies.moved.num_graphs == 2
+    chosen = Batch.from_data_list([data.get_example(int(i)) for i in copies.graphs])
+    moved = chosen.clone()
+    moved.pos = torch.cat([g.pos @ R.T for g, R in zip(chosen.to_data_list(), copies.elements)])
+    assert float(penalty) == pytest.approx(float((model(moved) - model(chosen)).pow(2).mean()), rel=1e-10)
+
+
+def test_stacked_and_separate_forwards_give_the_same_penalty(molecules):
+    data = to_dtype(molecules, torch.float64)
+    model = build("naive_gnn").double().eval()
+    regs = [EquivarianceRegularizer(SO3(), model.spec, n_samples=2), EquivarianceRegularizer(Permutation(), model.spec)]
+    out_s, stacked = stacked_forward(model, data, regs, torch.Generator().manual_seed(2), stack=True)
+    out_p, separate = stacked_forward(model, data, regs, torch.Generator().manual_seed(2), stack=False)
+    assert torch.allclose(out_s, out_p, atol=1e-12)
+    for a, b in zip(stacked, separate):
+        assert float(a) == pytest.approx(float(b), rel=1e-9, abs=1e-20)
+
+
+def test_batch_norm_in_training_does_not_see_the_copies(molecules):
+    model = build("gin")  # batch norm, in training mode
+    model.train()
+    torch.manual_seed(0)
+    # Copies of a part of the batch would shift the batch statistics if they shared its forward pass.
+    reg = EquivarianceRegularizer(SO3(), model.spec, n_samples=3, batch_fraction=0.4)
+    out, _ = stacked_forward(model, molecules, [reg], torch.Generator().manual_seed(0))
+    assert torch.allclose(out, model(molecules), atol=1e-6)  # batch statistics of the batch alone
 
 
 def test_stacked_forward_is_one_call_and_reuses_outputs(molecules):

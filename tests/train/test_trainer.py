@@ -28,9 +28,73 @@ def test_evaluate_reports_task_and_equivariance_metrics(chembl_loaders):
     trainer = Trainer(model, "regression", [EquivarianceRegularizer(SO3(), model.spec)], max_epochs=2, progress=False)
     trainer.fit(*chembl_loaders)
     metrics = trainer.evaluate(chembl_loaders[1])
-    for key in ("mse", "mae", "rmse", "r2", "equivariance_error", "equivariance_score"):
-        assert isinstance(metrics[key], float)
+    # Independent routes: task metrics from the predictions by hand, the equivariance error by the metrics module
+    # with the targets' spread as the scale.
+    from geoadapt.metrics import measure_equivariance
+
+    predictor = trainer.predictor()
+    with torch.no_grad():
+        pred = torch.cat([predictor(b) for b in chembl_loaders[1]]).double()
+    y = torch.cat([b.y for b in chembl_loaders[1]]).double()
+    assert metrics["rmse"] == pytest.approx(float((pred - y).pow(2).mean().sqrt()), rel=1e-6)
+    assert metrics["r2"] == pytest.approx(float(1 - (pred - y).pow(2).sum() / (y - y.mean()).pow(2).sum()), rel=1e-6)
+    std = model.normalization["std"][0]
+    m = measure_equivariance(
+        predictor, list(chembl_loaders[1]), SO3(), model.spec, 4, torch.Generator().manual_seed(0), scale=std
+    )
+    assert metrics["equivariance_error"] == pytest.approx(m.error, rel=1e-5) and m.error > 1e-3
+    assert metrics["equivariance_abs/1x0e"] == pytest.approx(m.absolute_by_block()["1x0e"], rel=1e-5)
+    assert metrics["equivariance_score"] == pytest.approx(m.score, rel=1e-6)
     assert model.normalization is not None and len(model.normalization["mean"]) == 1
+
+
+class CountingModel(nn.Module):
+    """Counts forward calls; outputs ``(B,)`` as PyG models for one scalar target often do."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model, self.calls, self.spec = model, 0, model.spec
+
+    def forward(self, data):
+        self.calls += 1
+        return self.model(data)[:, 0]
+
+
+def test_scalar_outputs_shaped_b_train_and_validate(chembl_loaders):
+    for task in ("regression", "classification"):
+        model = CountingModel(build("naive_gnn", hidden=16))
+        trainer = Trainer(model, task, [EquivarianceRegularizer(SO3(), model.spec)], max_epochs=2, progress=False)
+        loaders = chembl_loaders
+        if task == "classification":
+            binary = [b.clone() for b in chembl_loaders[0]]
+            for b in binary:
+                b.y = (b.y > b.y.median()).float()
+            loaders = (binary, binary[:1])
+        history = trainer.fit(*loaders)
+        assert len(history) == 2 and history[-1]["val_equivariance_error"] > 0
+
+
+def test_evaluate_takes_error_and_consistency_from_one_forward_per_batch(chembl_loaders):
+    batches = [b.clone() for b in chembl_loaders[1]]
+    for b in batches:
+        b.y = (b.y > 0).float()
+    model = CountingModel(build("naive_gnn", hidden=16))
+    trainer = Trainer(model, "classification", groups=[SO3()], max_epochs=1, progress=False)
+    trainer.fit(batches)
+    model.calls = 0
+    metrics = trainer.evaluate(batches)
+    assert model.calls == 2 * len(batches)  # predictions, then original + copies stacked: no second pass
+    assert 0 < metrics["consistency"] <= 1 and metrics["equivariance_error"] > 0
+
+
+def test_early_stopping_restores_the_best_weights(chembl_loaders):
+    torch.manual_seed(0)
+    model = build("naive_gnn", hidden=16)
+    trainer = Trainer(model, "regression", max_epochs=8, lr=0.05, early_stopping="rmse", patience=3, progress=False)
+    history = trainer.fit(*chembl_loaders)
+    best = min(range(len(history)), key=lambda i: history[i]["val_rmse"])
+    assert best < len(history) - 1  # a later epoch was worse: restoring matters
+    assert trainer.evaluate(chembl_loaders[1])["rmse"] == pytest.approx(history[best]["val_rmse"], rel=1e-6)
 
 
 def test_same_seed_same_metrics(chembl_loaders):
