@@ -47,7 +47,7 @@ from geoadapt.groups.base import Element, Group
 from geoadapt.spec import Spec
 from geoadapt.structure import AnyData, concat, gather_graphs, graph_index, is_graph, num_graphs, repeat
 
-DISTANCES = ("mse", "relative", "kl")
+DISTANCES = ("mse", "relative", "kl", "js")
 
 
 # --- model outputs --------------------------------------------------------------------------------
@@ -333,14 +333,29 @@ class Comparison:
         """
         return self._per_sample(kl_logits(self.expected, self.fgx)[:, None])[..., 0]
 
+    def js_divergence(self) -> Tensor:
+        """Jensen-Shannon divergence between the predictive distributions of ``f(x)`` and ``f(g·x)``, ``(K, B)``."""
+        return self._per_sample(js_logits(self.expected, self.fgx)[:, None])[..., 0]
+
+
+def _log_probs(logits: Tensor) -> Tensor:
+    """Log class probabilities of logits ``(rows, C)``: softmax, or a Bernoulli ``[1 - σ, σ]`` for one logit."""
+    if logits.shape[-1] == 1:
+        logits = torch.cat([torch.zeros_like(logits), logits], -1)
+    return F.log_softmax(logits, -1)
+
 
 def kl_logits(p_logits: Tensor, q_logits: Tensor) -> Tensor:
     """``KL(p || q)`` per row for logits ``(rows, C)``: categorical for ``C > 1``, Bernoulli for ``C == 1``."""
-    if p_logits.shape[-1] == 1:
-        p_logits = torch.cat([torch.zeros_like(p_logits), p_logits], -1)
-        q_logits = torch.cat([torch.zeros_like(q_logits), q_logits], -1)
-    log_p, log_q = F.log_softmax(p_logits, -1), F.log_softmax(q_logits, -1)
+    log_p, log_q = _log_probs(p_logits), _log_probs(q_logits)
     return (log_p.exp() * (log_p - log_q)).sum(-1)
+
+
+def js_logits(p_logits: Tensor, q_logits: Tensor) -> Tensor:
+    """Jensen-Shannon divergence per row, ``(rows,)``: symmetric, bounded by ``ln 2``, zero iff ``p == q``."""
+    log_p, log_q = _log_probs(p_logits), _log_probs(q_logits)
+    log_m = torch.logsumexp(torch.stack([log_p, log_q]), 0) - torch.log(torch.tensor(2.0, dtype=log_p.dtype))
+    return 0.5 * ((log_p.exp() * (log_p - log_m)).sum(-1) + (log_q.exp() * (log_q - log_m)).sum(-1))
 
 
 def relative_from_squared(squared: Tensor, scale: Tensor, irreps: o3.Irreps) -> Tensor:
@@ -462,10 +477,13 @@ def distance(kind: str, comparison: Comparison, scale: Tensor | None = None) -> 
 
     ``mse``: mean squared difference over a sample's rows and components; ``relative``: ``r^2`` with the
     block scales of the compared outputs (held fixed: gradients never widen the scale); ``kl``:
-    ``KL(p(x) || p(g·x))`` between predictive distributions (classifier logits).
+    ``KL(p(x) || p(g·x))`` and ``js`` (Jensen-Shannon) between predictive distributions (classifier logits:
+    softmax, or Bernoulli for one logit).
     """
     if kind == "kl":
         return comparison.kl_divergence()
+    if kind == "js":
+        return comparison.js_divergence()
     squared = comparison.squared_error()
     if kind == "mse":
         dims = torch.tensor(block_dims(comparison.irreps), dtype=squared.dtype, device=squared.device)

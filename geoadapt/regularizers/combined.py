@@ -72,36 +72,49 @@ class ConstrainedEquivarianceRegularizer(nn.Module):
     """``min task loss  s.t.  E[R] <= epsilon``, solved by dual ascent on a Lagrange multiplier.
 
     In the spirit of Manolache et al., "Learning (approximately) equivariant networks via constrained
-    optimization": the loss gains ``λ (R - ε)``; after every epoch ``λ <- max(0, λ + dual_lr (R̄ - ε))``
-    with ``R̄`` the epoch mean, so λ grows while the constraint is violated and shrinks once it holds.
+    optimization": the loss gains ``λ (R - ε)``. The multiplier follows the *relative* violation,
+    ``λ <- max(0, λ + dual_lr (R - ε - u) / ε)``, after every training step (``dual_update="step"``, the
+    default: λ reaches the size the constraint needs within the epochs given) or once per epoch on the epoch
+    mean (``"epoch"``). Dividing by ε makes ``dual_lr`` mean the same for every tolerance. ``R`` is in the
+    units of the penalty (for ``distance="mse"`` in the Trainer: the mean squared difference of standardized
+    outputs, so ``ε = 1e-3`` asks for an RMS change of about 3% of the targets' spread).
     ``homotopy=(ε_start, epochs)`` tightens ε geometrically from ``ε_start`` to ``epsilon`` over ``epochs``.
 
     ``resilient=True`` (for data that is only partly symmetric) adds a slack ``u >= 0`` with cost
-    ``slack_cost / 2 * u^2``: the constraint becomes ``R <= ε + u`` and ``u = λ / slack_cost`` minimizes
+    ``slack_cost / 2 * u^2``: the constraint becomes ``R <= ε + u`` and ``u = λ ε / slack_cost`` minimizes
     the Lagrangian, so the data decides how far from exact equivariance the model settles (:attr:`slack`).
+
+    The Trainer measures ``E[R]`` on the validation data after every epoch (:meth:`record`) and reports at
+    the end of ``fit`` whether ``E[R] <= ε + u`` holds and by how much it misses (:meth:`report`).
     """
 
     def __init__(
         self,
         regularizer: EquivarianceRegularizer,
         epsilon: float = 1e-3,
-        dual_lr: float = 1.0,
-        initial_multiplier: float = 0.0,
+        dual_lr: float = 0.05,
+        initial_multiplier: float = 1.0,
         homotopy: tuple[float, int] | None = None,
         resilient: bool = False,
         slack_cost: float = 10.0,
+        dual_update: str = "step",
         name: str | None = None,
     ) -> None:
         super().__init__()
-        if epsilon <= 0:
+        if not epsilon > 0:
             raise ValueError(f"epsilon: expected > 0, got {epsilon}")
+        if dual_update not in ("step", "epoch"):
+            raise ValueError(f"dual_update: expected 'step' or 'epoch', got {dual_update!r}")
+        if not dual_lr > 0:
+            raise ValueError(f"dual_lr: expected > 0, got {dual_lr}")
         self.term = regularizer
         self.epsilon_final, self.dual_lr, self.homotopy = float(epsilon), float(dual_lr), homotopy
-        self.resilient, self.slack_cost = resilient, float(slack_cost)
+        self.resilient, self.slack_cost, self.dual_update = resilient, float(slack_cost), dual_update
         self.register_buffer("multiplier", torch.tensor(float(initial_multiplier)))
         self.register_buffer("slack_value", torch.tensor(0.0))
         self.register_buffer("epoch", torch.tensor(0))
         self.register_buffer("violation", torch.tensor(0.0))
+        self.register_buffer("measured", torch.tensor(math.nan))
         self.name = name or f"constrained[{regularizer.name}]"
 
     @property
@@ -124,15 +137,43 @@ class ConstrainedEquivarianceRegularizer(nn.Module):
     def loss(self, penalties: list[Tensor], epoch: float) -> Tensor:
         return self.multiplier * (penalties[0] - self.epsilon - self.slack_value)
 
-    def end_epoch(self, measured: list[float]) -> None:
-        """Dual ascent step from the epoch-mean penalty."""
-        mean = float(measured[0])
-        self.violation.fill_(mean - self.epsilon - self.slack)
-        updated = max(0.0, float(self.multiplier) + self.dual_lr * float(self.violation))
+    def _ascend(self, value: float) -> None:
+        relative = (value - self.epsilon - self.slack) / self.epsilon
+        self.violation.fill_(value - self.epsilon - self.slack)
+        updated = max(0.0, float(self.multiplier) + self.dual_lr * relative)
         self.multiplier.fill_(updated)
         if self.resilient:
-            self.slack_value.fill_(updated / self.slack_cost)
+            self.slack_value.fill_(updated * self.epsilon / self.slack_cost)
+
+    def step_update(self, penalties: list[float]) -> None:
+        """Dual ascent after one training step, on that step's penalty (``dual_update="step"``)."""
+        if self.dual_update == "step" and math.isfinite(penalties[0]):
+            self._ascend(float(penalties[0]))
+
+    def end_epoch(self, measured: list[float]) -> None:
+        """After each epoch: the dual step on the epoch mean (``dual_update="epoch"``), and the homotopy."""
+        if self.dual_update == "epoch":
+            self._ascend(float(measured[0]))
+        else:
+            self.violation.fill_(float(measured[0]) - self.epsilon - self.slack)
         self.epoch += 1
+
+    def record(self, value: float) -> None:
+        """``E[R]`` measured on held-out data (the Trainer calls it after each epoch)."""
+        self.measured.fill_(value)
+
+    def report(self) -> dict[str, float | bool | str]:
+        """Whether the constraint holds on the last measurement, in the units of the penalty."""
+        value = float(self.measured)
+        bound = self.epsilon_final + self.slack
+        return {
+            "constraint": self.name,
+            "epsilon": self.epsilon_final,
+            "slack": self.slack,
+            "measured": value,
+            "met": bool(value <= bound),
+            "miss": max(0.0, value - bound),
+        }
 
     def log(self) -> dict[str, float]:
         out = {
@@ -142,4 +183,7 @@ class ConstrainedEquivarianceRegularizer(nn.Module):
         }
         if self.resilient:
             out[f"{self.name}/slack"] = self.slack
+        if math.isfinite(float(self.measured)):
+            out[f"{self.name}/val_penalty"] = float(self.measured)
+            out[f"{self.name}/met"] = float(float(self.measured) <= self.epsilon + self.slack)
         return out

@@ -9,7 +9,8 @@ that the penalty keeps its gradients.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Iterable, Mapping, Sequence
 
 import torch
 from e3nn import o3
@@ -35,10 +36,18 @@ class EquivarianceRegularizer(nn.Module):
 
     Args:
         group: the symmetry to keep; spec: how it acts on inputs and outputs.
-        weight: multiplier of the penalty (times ``schedule(epoch)``).
+        weight: multiplier of the penalty (times ``schedule(epoch)``), or ``"auto"`` (the default and the
+            recommended start): inside the Trainer the weight sets itself every ``balance_every`` steps so that
+            the penalty's gradient is ``balance_ratio`` times the task loss's gradient (norms over the trainable
+            parameters, smoothed in log space). A fixed weight has no scale that suits every target; this one
+            follows the task: as the model becomes equivariant the penalty's gradient shrinks and the weight
+            grows, so the error keeps falling instead of stalling where a fixed weight stops mattering.
+            Outside the Trainer, or inside a mixed or constrained regularizer, ``"auto"`` is 1.
         distance: ``"mse"`` (mean squared difference, in the units the model outputs: standardized targets
             in the Trainer), ``"relative"`` (the squared relative error of the metrics, with the batch's own
-            output scale) or ``"kl"`` (KL between predictive distributions, for classifier logits).
+            output scale), ``"kl"`` / ``"js"`` (KL / Jensen-Shannon between predictive distributions, for
+            classifier logits), or ``"auto"`` (the default): ``"js"`` for classification and ``"mse"`` for
+            regression once the Trainer says which (an MSE on raw logits pushes classifiers towards one class).
         layers: feature-level terms: submodule name -> irreps of its output rows (a list of names takes
             the irreps from the submodule's ``irreps_out`` when it has one, else invariant scalars).
         output: include the output-level term (set ``False`` for features only).
@@ -52,30 +61,68 @@ class EquivarianceRegularizer(nn.Module):
         self,
         group: Group,
         spec: Spec,
-        weight: float = 1.0,
+        weight: float | str = "auto",
         n_samples: int = 1,
-        distance: str = "mse",
+        distance: str = "auto",
         layers: Mapping[str, str | o3.Irreps] | Sequence[str] | None = None,
         schedule: Schedule | None = None,
         output: bool = True,
         name: str | None = None,
         batch_fraction: float = 1.0,
         every: int = 1,
+        balance_every: int = 10,
+        balance_ratio: float = 0.2,
     ) -> None:
         super().__init__()
-        if distance not in DISTANCES:
-            raise ValueError(f"distance: expected one of {DISTANCES}, got {distance!r}")
+        if distance not in (*DISTANCES, "auto"):
+            raise ValueError(f"distance: expected one of {(*DISTANCES, 'auto')}, got {distance!r}")
+        self.auto_weight = isinstance(weight, str)
+        if self.auto_weight and weight != "auto":
+            raise ValueError(f"weight: expected a number >= 0 or 'auto', got {weight!r}")
+        if not self.auto_weight and not float(weight) >= 0:
+            raise ValueError(f"weight: expected a number >= 0 or 'auto', got {weight!r}")
+        if balance_every < 1 or not balance_ratio > 0:
+            raise ValueError(
+                f"balance_every, balance_ratio: expected >= 1 and > 0, got {balance_every} and {balance_ratio}"
+            )
         if n_samples < 1:
             raise ValueError(f"n_samples: expected >= 1, got {n_samples}")
         if not 0 < batch_fraction <= 1:
             raise ValueError(f"batch_fraction: expected a number in (0, 1], got {batch_fraction}")
         if every < 1:
             raise ValueError(f"every: expected a step interval >= 1, got {every}")
-        self.group, self.spec, self.weight, self.n_samples = group, spec, float(weight), n_samples
+        self.group, self.spec, self.n_samples = group, spec, n_samples
+        self.register_buffer("weight_value", torch.tensor(1.0 if self.auto_weight else float(weight)))
+        self.register_buffer("balance_steps", torch.tensor(0))
+        self.balance_every, self.balance_ratio = int(balance_every), float(balance_ratio)
         self.distance, self.schedule, self.output = distance, schedule or Schedule(), output
         self.layers = dict(layers) if isinstance(layers, Mapping) else {k: None for k in (layers or [])}
         self.name = name or repr(group)
         self.batch_fraction, self.every = float(batch_fraction), int(every)
+
+    @property
+    def weight(self) -> float:
+        """The weight in force (for ``"auto"``: the latest balanced value)."""
+        return float(self.weight_value)
+
+    @weight.setter
+    def weight(self, value: float) -> None:
+        self.weight_value.fill_(float(value))
+
+    def set_task(self, task: str) -> None:
+        """Resolve ``distance="auto"`` for the Trainer's task (``"js"`` for classification, else ``"mse"``)."""
+        if self.distance == "auto":
+            self.distance = "js" if task == "classification" else "mse"
+
+    def balance(self, task_grad_norm: float, penalty_grad_norm: float) -> None:
+        """Set the auto weight from the gradient norms of the task loss and of the (unweighted) penalty."""
+        if not (penalty_grad_norm > 1e-12 and task_grad_norm > 0) or not math.isfinite(task_grad_norm):
+            return  # an exact model (no penalty gradient) keeps its weight
+        target = math.log(self.balance_ratio * task_grad_norm / penalty_grad_norm)
+        if int(self.balance_steps) > 0:  # smoothed, so one noisy batch does not set the weight
+            target = 0.7 * math.log(self.weight) + 0.3 * target
+        self.weight = math.exp(min(max(target, math.log(1e-4)), math.log(1e6)))
+        self.balance_steps += 1
 
     # --- the pieces stacked_forward uses -------------------------------------------------------
     def sample(self, batch: AnyData, generator: torch.Generator | None = None) -> Copies:
@@ -105,7 +152,8 @@ class EquivarianceRegularizer(nn.Module):
         return Spec(output=irreps, output_level="node" if node_level else "graph")
 
     def _term(self, batch: AnyData, fx: Tensor, fgx: Tensor, copies: Copies, spec: Spec) -> Tensor:
-        return distance(self.distance, compare(fx, fgx, copies, batch, self.group, spec)).mean()
+        kind = "mse" if self.distance == "auto" else self.distance
+        return distance(kind, compare(fx, fgx, copies, batch, self.group, spec)).mean()
 
     # --- the interface the Trainer uses ------------------------------------------------------
     def components(self) -> list[EquivarianceRegularizer]:
@@ -124,7 +172,8 @@ class EquivarianceRegularizer(nn.Module):
         return {f"{self.name}/weight": self.weight}
 
     def extra_repr(self) -> str:
-        return f"group={self.group!r}, weight={self.weight}, n_samples={self.n_samples}, distance={self.distance!r}"
+        weight = "auto" if self.auto_weight else self.weight
+        return f"group={self.group!r}, weight={weight}, n_samples={self.n_samples}, distance={self.distance!r}"
 
 
 def stacked_forward(
@@ -164,3 +213,22 @@ def stacked_forward(
         scale = reg.every if step is not None else 1  # lazy regularization keeps the expected gradient
         found[id(reg)] = scale * reg.penalty(batch, out.fx, out.fgx[i - 1], c, feats)
     return out.fx, [found.get(id(reg), out.fx.new_zeros(())) for reg in regularizers]
+
+
+@torch.no_grad()
+def mean_penalty(
+    model: nn.Module,
+    batches: Iterable[AnyData],
+    regularizer: EquivarianceRegularizer,
+    spec: Spec | None = None,
+    generator: torch.Generator | None = None,
+) -> float:
+    """The regularizer's unweighted penalty averaged over ``batches`` in eval mode: ``E[R]`` on held-out data."""
+    from geoadapt.metrics.compare import evaluating
+
+    total, count = 0.0, 0
+    with evaluating(model):
+        for batch in batches:
+            _, (penalty,) = stacked_forward(model, batch, [regularizer], generator, spec=spec)
+            total, count = total + float(penalty), count + 1
+    return total / max(count, 1)

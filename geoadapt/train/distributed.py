@@ -54,6 +54,11 @@ def sum_across(values: list[float]) -> list[float]:
     return tensor.tolist()
 
 
+def mean_across(values: list[float]) -> list[float]:
+    """Average ``values`` over all ranks (identity when not distributed)."""
+    return [v / world_size() for v in sum_across(values)]
+
+
 def shard_loader(loader: Iterable) -> Iterable:
     """The same loader over this rank's shard of the dataset (``DistributedSampler``, same batch size)."""
     dataset = loader.dataset

@@ -23,8 +23,9 @@ from geoadapt.data.cache import atomic_save
 from geoadapt.groups import Group, group_from_name
 from geoadapt.metrics.compare import output_rows
 from geoadapt.metrics.equivariance import measure_equivariance
-from geoadapt.metrics.task import classification_metrics, regression_metrics
-from geoadapt.regularizers.equivariance import EquivarianceRegularizer, stacked_forward
+from geoadapt.metrics.task import classification_metrics, predicted_class, regression_metrics
+from geoadapt.regularizers.combined import ConstrainedEquivarianceRegularizer
+from geoadapt.regularizers.equivariance import EquivarianceRegularizer, mean_penalty, stacked_forward
 from geoadapt.spec import Spec
 from geoadapt.structure import is_graph
 from geoadapt.train import distributed
@@ -109,6 +110,14 @@ class Trainer:
             raise ValueError("spec: expected model.spec or a spec= argument, got neither")
         self.regularizers = nn.ModuleList(regularizers)
         self.components: list[EquivarianceRegularizer] = [c for r in self.regularizers for c in r.components()]
+        for component in self.components:
+            component.set_task(task)
+        # Self-setting weights apply to plain regularizers used on their own (mixed and constrained forms
+        # set their strengths themselves).
+        self.balanced = [r for r in self.regularizers if isinstance(r, EquivarianceRegularizer) and r.auto_weight]
+        self.constrained = [r for r in self.regularizers if isinstance(r, ConstrainedEquivarianceRegularizer)]
+        self.constraints: list[dict[str, Any]] = []
+        self.warnings: list[str] = []
         self.infer_groups = groups is None and not self.components
         if groups is None:
             self.groups = [c.group for c in self.components]
@@ -206,6 +215,7 @@ class Trainer:
             row = self._train_epoch(forward_model, train_loader, epoch)
             if val_loader is not None:
                 row.update({f"val_{k}": v for k, v in self.evaluate(val_loader).items()})
+            self._measure_constraints(val_loader, row)
             for reg in self.regularizers:
                 row.update(reg.log())
             self.history.append(row)
@@ -223,6 +233,8 @@ class Trainer:
                 break
         if self.best is not None:
             self.model.load_state_dict(self.best[1])
+            self._measure_constraints(val_loader, None)  # the restored weights are the ones reported
+        self._final_checks()
         del forward_model  # the DDP wrapper holds the process group: release it before leaving the group
         distributed.teardown(ddp)
         return self.history
@@ -261,6 +273,7 @@ class Trainer:
                 spec=self.spec,
             )
             task_loss = self.task_loss(out, y)
+            self._balance(task_loss, penalties)
             loss = task_loss
             position = epoch + (step / n_batches if n_batches else 0.0)
             offset = 0
@@ -281,6 +294,7 @@ class Trainer:
             if self.grad_clip:
                 nn.utils.clip_grad_norm_([p for g in self.optimizer.param_groups for p in g["params"]], self.grad_clip)
             self.optimizer.step()
+            self._dual_step(penalties)
             self.global_step += 1
             sums["train_loss"] += float(loss.detach())
             sums["train_task_loss"] += float(task_loss.detach())
@@ -300,6 +314,66 @@ class Trainer:
         row.update({f"train_penalty/{c.name}": m for c, m in zip(self.components, means)})
         row["lr"] = self.optimizer.param_groups[0]["lr"]
         return row
+
+    def _balance(self, task_loss: Tensor, penalties: list[Tensor]) -> None:
+        """Set the self-tuning weights: the penalty's gradient norm ``balance_ratio`` times the task's."""
+        due = [
+            (reg, penalties[self.components.index(reg)])
+            for reg in self.balanced
+            if self.global_step % reg.balance_every == 0
+        ]
+        due = [(reg, p) for reg, p in due if p.requires_grad]
+        if not due:
+            return
+        params = [p for p in self.model.parameters() if p.requires_grad]
+
+        def norm(value: Tensor) -> float:
+            grads = torch.autograd.grad(value, params, retain_graph=True, allow_unused=True)
+            return float(torch.sqrt(sum(g.pow(2).sum() for g in grads if g is not None) + 0.0))
+
+        task = norm(task_loss)
+        for reg, penalty in due:
+            task_norm, penalty_norm = distributed.mean_across([task, norm(penalty)])
+            reg.balance(task_norm, penalty_norm)
+
+    def _dual_step(self, penalties: list[Tensor]) -> None:
+        for reg in self.constrained:
+            value = float(penalties[self.components.index(reg.term)].detach())
+            reg.step_update(distributed.mean_across([value]))
+
+    def _measure_constraints(self, val_loader: Iterable | None, row: dict[str, float] | None) -> None:
+        """``E[R]`` of each constrained term on the validation data (the training mean without any)."""
+        for reg in self.constrained:
+            if val_loader is not None:
+                inputs = [split_batch(b)[0] for b in val_loader]
+                generator = torch.Generator().manual_seed(self.seed + 1)
+                value = mean_penalty(self.model, inputs, reg.term, self.spec, generator)
+            elif row is not None:
+                value = row[f"train_penalty/{reg.term.name}"]
+            else:
+                continue
+            reg.record(value)
+
+    def _final_checks(self) -> None:
+        """Say plainly when a constraint is not met or a classifier predicts one class only."""
+        self.constraints = [reg.report() for reg in self.constrained]
+        for report in self.constraints:
+            if not report["met"]:
+                self._warn(
+                    f"{report['constraint']}: E[R] <= {report['epsilon']:.3g} not met: measured "
+                    f"{report['measured']:.3g} on the validation data, {report['miss']:.3g} above the bound"
+                )
+        last = self.history[-1] if self.history else {}
+        share, labels = last.get("val_predicted_majority"), last.get("val_label_majority")
+        if share is not None and share >= 0.95 and share > labels + 0.05:
+            self._warn(
+                f"classifier collapsed: {share:.0%} of validation predictions are one class "
+                f"(the most common label is {labels:.0%} of the data)"
+            )
+
+    def _warn(self, message: str) -> None:
+        self.warnings.append(message)
+        log.warning(message)
 
     def _early_stopping(self, row: dict[str, float]) -> bool:
         if not self.early_stopping:
@@ -343,6 +417,10 @@ class Trainer:
             metrics = regression_metrics(out, y.reshape(out.shape[0], -1))
         else:
             metrics = classification_metrics(out, y)
+            classes = predicted_class(out)
+            metrics["predicted_majority"] = float(torch.bincount(classes).max()) / classes.numel()
+            labels = y.reshape(-1).long()
+            metrics["label_majority"] = float(torch.bincount(labels).max()) / labels.numel()
         if self.infer_groups and not self.groups:
             self.groups = [default_group(self.spec, batches[0])]
         generator = torch.Generator().manual_seed(self.seed)

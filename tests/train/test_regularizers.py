@@ -157,18 +157,26 @@ def test_regularized_training_keeps_symmetry_on_real_molecules(chembl_loaders):
     assert regularized["mse"] <= 1.1 * plain["mse"]
 
 
-def test_dual_ascent_moves_the_multiplier_both_ways():
+def test_dual_ascent_follows_the_relative_violation_both_ways():
     spec = Spec(output="0e")
-    constrained = ConstrainedEquivarianceRegularizer(EquivarianceRegularizer(SO3(), spec), epsilon=0.1, dual_lr=2.0)
-    constrained.end_epoch([0.6])
-    assert float(constrained.multiplier) == pytest.approx(1.0)
-    constrained.end_epoch([0.35])
-    assert float(constrained.multiplier) == pytest.approx(1.5)  # still violated: keeps rising
-    constrained.end_epoch([0.0])
-    assert float(constrained.multiplier) == pytest.approx(1.3)  # satisfied: falls
+    term = EquivarianceRegularizer(SO3(), spec)
+    c = ConstrainedEquivarianceRegularizer(term, epsilon=0.1, dual_lr=0.5, initial_multiplier=0.0)
+    c.step_update([0.6])
+    assert float(c.multiplier) == pytest.approx(0.5 * (0.6 - 0.1) / 0.1)  # 2.5
+    c.step_update([0.35])
+    assert float(c.multiplier) == pytest.approx(2.5 + 0.5 * 2.5)  # still violated: keeps rising
+    c.step_update([0.0])
+    assert float(c.multiplier) == pytest.approx(3.75 - 0.5)  # satisfied: falls
     for _ in range(10):
-        constrained.end_epoch([0.0])
-    assert float(constrained.multiplier) == 0.0  # and never below zero
+        c.step_update([0.0])
+    assert float(c.multiplier) == 0.0  # and never below zero
+    per_epoch = ConstrainedEquivarianceRegularizer(term, epsilon=0.1, dual_lr=0.5, dual_update="epoch")
+    per_epoch.step_update([0.6])
+    assert float(per_epoch.multiplier) == 1.0  # epoch mode ignores steps
+    per_epoch.end_epoch([0.6])
+    assert float(per_epoch.multiplier) == pytest.approx(1.0 + 2.5)
+    with pytest.raises(ValueError, match="dual_update: expected 'step' or 'epoch'"):
+        ConstrainedEquivarianceRegularizer(term, dual_update="often")
 
 
 def test_homotopy_and_resilient_slack():
@@ -182,8 +190,11 @@ def test_homotopy_and_resilient_slack():
     r = ConstrainedEquivarianceRegularizer(
         EquivarianceRegularizer(SO3(), spec), epsilon=0.01, dual_lr=1.0, resilient=True, slack_cost=4.0
     )
-    r.end_epoch([0.5])
-    assert r.slack == pytest.approx(float(r.multiplier) / 4.0) and r.slack > 0
+    r.step_update([0.5])
+    assert r.slack == pytest.approx(float(r.multiplier) * 0.01 / 4.0) and r.slack > 0
+    r.record(0.5)
+    report = r.report()
+    assert report["met"] is False and report["miss"] == pytest.approx(0.5 - 0.01 - r.slack)
 
 
 def test_constrained_training_logs_multiplier_every_epoch(chembl_loaders):
