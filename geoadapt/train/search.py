@@ -1,14 +1,18 @@
-"""Hyperparameter search: grid search and k-fold cross-validation; Optuna when installed (extra ``optuna``)."""
+"""Hyperparameter search: grid search and k-fold cross-validation; Optuna when installed (extra ``optuna``).
+
+Folds and grids come from scikit-learn (``KFold``, ``StratifiedKFold``, ``ParameterGrid``).
+"""
 
 from __future__ import annotations
 
-import itertools
 import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from sklearn.model_selection import KFold, ParameterGrid, StratifiedKFold
+from sklearn.utils.multiclass import type_of_target
 
 Objective = Callable[[dict[str, Any]], Mapping[str, float]]
 MODES = ("min", "max")
@@ -47,25 +51,42 @@ def _check(metric: str, mode: str, metrics: Mapping[str, float]) -> None:
 def grid_search(
     objective: Objective, grid: Mapping[str, Sequence[Any]], metric: str, mode: str = "min"
 ) -> SearchResult:
-    """Evaluate ``objective(params)`` on every combination of ``grid`` (dict of name -> values)."""
+    """Evaluate ``objective(params)`` on every combination of ``grid`` (dict of name -> values).
+
+    Combinations come in ``sklearn.model_selection.ParameterGrid`` order (names sorted, the last one
+    varying fastest); each ``params`` dict keeps the names in the order of ``grid``.
+    """
     result = SearchResult(metric, mode)
-    names = list(grid)
-    for values in itertools.product(*(grid[n] for n in names)):
-        params = dict(zip(names, values))
+    for combination in ParameterGrid(dict(grid)):
+        params = {name: combination[name] for name in grid}
         metrics = dict(objective(params))
         _check(metric, mode, metrics)
         result.trials.append(Trial(params, metrics))
     return result
 
 
-def kfold_indices(n: int, k: int = 5, seed: int = 0) -> list[dict[str, np.ndarray]]:
-    """Shuffled k-fold splits of ``range(n)``: ``[{train, val}]`` (for regression; see
-    :func:`geoadapt.data.graphs.stratified_folds` for classification)."""
+def kfold_indices(
+    n: int, k: int = 5, seed: int = 0, labels: Sequence[Any] | np.ndarray | None = None
+) -> list[dict[str, np.ndarray]]:
+    """Shuffled k-fold splits of ``range(n)``: ``[{train, val}]`` index arrays (seeded by ``seed``).
+
+    With class ``labels`` ``(n,)`` the folds are stratified (``StratifiedKFold``: each fold keeps the
+    class ratios), else plain ``KFold`` (regression). For train/val/test folds of graph classification
+    benchmarks see :func:`geoadapt.data.graphs.stratified_folds`.
+    """
     if not 2 <= k <= n:
         raise ValueError(f"k: expected between 2 and {n}, got {k}")
-    order = np.random.default_rng(seed).permutation(n)
-    parts = np.array_split(order, k)
-    return [{"train": np.concatenate(parts[:i] + parts[i + 1 :]), "val": parts[i]} for i in range(k)]
+    if labels is None:
+        splits = KFold(n_splits=k, shuffle=True, random_state=seed).split(np.zeros(n))
+    else:
+        labels = np.asarray(labels).reshape(-1)
+        if labels.shape[0] != n:
+            raise ValueError(f"labels: expected {n} entries (one per sample), got {labels.shape[0]}")
+        kind = type_of_target(labels)
+        if kind not in ("binary", "multiclass"):
+            raise ValueError(f"labels: expected class labels to stratify by, got {kind} values")
+        splits = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(np.zeros(n), labels)
+    return [{"train": train, "val": val} for train, val in splits]
 
 
 def cross_validate(

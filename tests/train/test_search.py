@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import itertools
 
 import numpy as np
 import pytest
@@ -20,12 +21,41 @@ def test_grid_search_finds_the_minimum():
         grid_search(lambda p: {"loss": 1.0}, {"x": [1]}, "rmse")
 
 
+def test_grid_search_covers_the_product_once():
+    grid = {"lr": [1e-3, 1e-2], "depth": [1, 2, 3], "act": ["relu", "silu"]}
+    seen = []
+    result = grid_search(lambda p: seen.append(p) or {"loss": float(p["depth"])}, grid, "loss")
+    combos = [tuple(p[name] for name in grid) for p in seen]
+    assert sorted(combos, key=str) == sorted(itertools.product(*grid.values()), key=str)
+    assert len(set(combos)) == len(combos) == 12 and all(list(p) == list(grid) for p in seen)
+    assert [t.params for t in result.trials] == seen and result.best.params["depth"] == 1
+
+
 def test_kfold_partitions_and_cross_validate_aggregates():
     folds = kfold_indices(23, k=5, seed=1)
     assert sorted(np.concatenate([f["val"] for f in folds]).tolist()) == list(range(23))
     assert all(not set(f["train"]) & set(f["val"]) for f in folds)
+    assert all(sorted([*f["train"], *f["val"]]) == list(range(23)) for f in folds)
+    assert sorted(len(f["val"]) for f in folds) == [4, 4, 5, 5, 5]
+    same = kfold_indices(23, k=5, seed=1)
+    assert all(np.array_equal(a["val"], b["val"]) for a, b in zip(folds, same))
+    assert any(not np.array_equal(a["val"], b["val"]) for a, b in zip(folds, kfold_indices(23, k=5, seed=2)))
     summary = cross_validate(lambda f: {"size": float(len(f["val"]))}, folds)
     assert summary["size"] == pytest.approx(23 / 5) and summary["size_std"] > 0
+    with pytest.raises(ValueError, match="k: expected between 2 and 3, got 4"):
+        kfold_indices(3, k=4)
+
+
+def test_kfold_stratifies_class_labels():
+    labels = np.array([0] * 40 + [1] * 10 + [2] * 25)
+    folds = kfold_indices(len(labels), k=5, seed=0, labels=labels)
+    assert sorted(np.concatenate([f["val"] for f in folds]).tolist()) == list(range(len(labels)))
+    for fold in folds:  # each class split as evenly as the counts allow: 8, 2 and 5 per fold
+        assert np.bincount(labels[fold["val"]], minlength=3).tolist() == [8, 2, 5]
+    with pytest.raises(ValueError, match="labels: expected class labels to stratify by, got continuous"):
+        kfold_indices(10, k=2, labels=np.linspace(0, 1, 10))
+    with pytest.raises(ValueError, match="labels: expected 10 entries"):
+        kfold_indices(10, k=2, labels=[0, 1])
 
 
 def test_grid_search_over_trainer_settings(chembl_loaders):
