@@ -174,10 +174,10 @@ def make_copies(
     elif is_graph(data):
         chosen = graphs if graphs is not None else torch.arange(num_graphs(data))
         # One gather picks the graphs and tiles the copies: graph b of copy c lands at c * len(chosen) + b.
-        tiled, nodes = gather_graphs(data, chosen.repeat(n_samples))
+        tiled, nodes = gather_graphs(data, chosen.repeat(n_samples), spec=spec)
         nodes = nodes[: nodes.numel() // n_samples] if graphs is not None else None
     else:
-        tiled = repeat(data if graphs is None else data[graphs], n_samples)
+        tiled = repeat(data if graphs is None else data[graphs], n_samples, spec=spec)
     if elements is None:
         sample_copies = getattr(group, "sample_copies", None)
         if cover_cosets and sample_copies is not None:
