@@ -5,16 +5,17 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.geoadapt-installed
 # torch is installed first, pinned to the CPU build that the project is tested with, so that
-# resolving the other dependencies never pulls a multi-GB CUDA build of a newer torch.
+# resolving the other dependencies never pulls a multi-GB CUDA build of a newer torch;
+# constraints.txt holds the same pin while the rest (sevenn's dependencies included) resolves.
 TORCH := torch==2.13.0
 PYTEST_ARGS ?= -n 2
 
 .PHONY: demo test test-all lint bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet $(TORCH)
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,sevennet]'
 	touch $(STAMP)
 
 demo: $(STAMP)

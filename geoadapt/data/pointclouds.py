@@ -1,4 +1,4 @@
-"""Point clouds: molecules as atoms, PyG GeometricShapes and ModelNet, QM9 and MD17 (vector targets)."""
+"""Point clouds: molecules as atoms, PyG GeometricShapes and ModelNet, QM9 (MD17 lives in ``potentials``)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from torch_geometric.data import Data
 
 from geoadapt.data.cache import cache_root, data_root, file_lock, stage_raw
 from geoadapt.data.featurize import ELEMENTS
+from geoadapt.data.potentials import load_md17  # noqa: F401  (dataset cards import it from here)
 from geoadapt.spec import Spec
 
 POINT_SPEC = Spec(fields={"pos": "1o"}, output="0e")
@@ -64,13 +65,3 @@ def load_qm9(root: str | None = None):
     with file_lock(work.parent / ".QM9.lock"):
         stage_raw(data_root(root) / "QM9" / "raw", work, ["gdb9.sdf", "gdb9.sdf.csv", "uncharacterized.txt"], "QM9")
         return QM9(str(work))
-
-
-def load_md17(molecule: str = "ethanol", root: str | None = None):
-    """PyG ``MD17`` frames with energies and forces (``force`` transforms as ``1o``)."""
-    from torch_geometric.datasets import MD17
-
-    work = cache_root() / "MD17" / molecule
-    with file_lock(work.parent / f".{molecule}.lock"):
-        stage_raw(data_root(root) / "MD17" / molecule / "raw", work, [f"md17_{molecule}.npz"], f"MD17 {molecule}")
-        return MD17(str(work.parent), name=molecule)
