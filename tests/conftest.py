@@ -15,6 +15,8 @@ from geoadapt.structure import to_dtype
 
 SMILES = ["CC(=O)Oc1ccccc1C(=O)O", "CCCCCCO", "c1ccc2ccccc2c1N", "OCC(O)CO", "C1CC1C(=O)N"]
 
+# Tests run in parallel workers (pytest -n 2 on 2 cores): one torch thread each, or they contend.
+torch.set_num_threads(1)
 os.environ.setdefault("GEOADAPT_DATA", str(Path(__file__).resolve().parents[2] / "shared" / "datasets"))
 
 
