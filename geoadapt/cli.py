@@ -39,7 +39,11 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "out": REQUIRED,
         "limit": None,
         "strategy": "finetune",
+        "strategy_options": {},  # any option of the strategy's options dataclass, e.g. {rank: 8, alpha: 2.0}
         "head_policy": "reuse",
+        "freeze": None,  # shortcuts for the most common options: freeze=[convs.0.*] (strategy=freeze),
+        "rank": None,  # rank=8 (strategy=lora),
+        "n_samples": None,  # n_samples=8 (strategy=group_average over a continuous group)
         "regularizers": [],
         "mixed": False,
         "constrained": None,
@@ -230,8 +234,31 @@ def _regularizers(config: dict[str, Any], spec) -> list:
     return terms
 
 
-def cmd_adapt(config: dict[str, Any]) -> None:
+STRATEGY_SHORTCUTS = {"head_policy": "head_policy", "freeze": "patterns", "rank": "rank", "n_samples": "n_samples"}
+
+
+def strategy_from_config(config: dict[str, Any], model, group):
+    """Apply ``config["strategy"]`` with ``strategy_options`` plus the top-level shortcuts that are set."""
     from geoadapt.adapt import make_strategy
+
+    options = config.get("strategy_options") or {}
+    if not isinstance(options, dict):
+        raise ConfigError(f"strategy_options: expected a mapping of option names to values, got {options!r}")
+    options = dict(options)
+    for key, option in STRATEGY_SHORTCUTS.items():
+        value = config.get(key)
+        if value is None or (option in options and value == DEFAULTS["adapt"][key]):
+            continue  # unset, or left at its default beside an explicit strategy option
+        if option in options and options[option] != value:
+            raise ConfigError(f"{key}: expected it once, got {value!r} and strategy_options.{option}")
+        options[option] = value
+    try:
+        return make_strategy(config["strategy"], model, model.spec, group, **options)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+
+
+def cmd_adapt(config: dict[str, Any]) -> None:
     from geoadapt.groups import group_from_name
     from geoadapt.models import load
     from geoadapt.runs import run_folder
@@ -241,9 +268,7 @@ def cmd_adapt(config: dict[str, Any]) -> None:
     card, train, val = _loaders(config["data"], config["limit"], config["batch_size"], config["progress"])
     groups = [group_from_name(g) for g in config["groups"]]
     regularizers = _regularizers(config, model.spec)
-    strategy = make_strategy(
-        config["strategy"], model, model.spec, groups[0] if groups else None, head_policy=config["head_policy"]
-    )
+    strategy = strategy_from_config(config, model, groups[0] if groups else None)
     for note in strategy.notes:
         print(note)
     model.normalization = None  # the target task gets its own standardization
@@ -272,7 +297,7 @@ def cmd_adapt(config: dict[str, Any]) -> None:
         }
         for reg in regularizers:
             extra.update(reg.log())
-        summary = _finish_run(folder, trainer, model, val, config, extra)
+        summary = _finish_run(folder, trainer, strategy.model, val, config, extra)  # adapters and wrappers too
     print(
         f"adapted on {config['data']} with {config['strategy']}"
         f"{' + ' + ', '.join(repr(r.name) for r in regularizers) if regularizers else ''}: "

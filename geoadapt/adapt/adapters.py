@@ -54,27 +54,57 @@ class IrrepsAdapter(nn.Module):
         return self.base(x) + self.up(self.down(x))
 
 
-def add_adapters(model: nn.Module, rank: int = 4, targets: Sequence[str] = ("*",), alpha: float = 1.0) -> list[str]:
-    """Wrap every ``nn.Linear`` / ``o3.Linear`` whose name matches a glob in ``targets``; freeze the rest.
-
-    Returns the wrapped module names. Only the adapters' parameters stay trainable.
-    """
-    for p in model.parameters():
-        p.requires_grad_(False)
-    wrapped = []
-    for name, module in list(model.named_modules()):
+def adaptable_layers(model: nn.Module, targets: Sequence[str] = ("*",), exclude: Sequence[str] = ()) -> list[str]:
+    """Names of the ``nn.Linear`` / ``o3.Linear`` (with weights) matching a glob in ``targets``, outside ``exclude``."""
+    names = []
+    for name, module in model.named_modules():
         if not name or not any(fnmatch.fnmatch(name, t) for t in targets):
             continue
-        if isinstance(module, o3.Linear) and module.weight_numel > 0:
-            replacement: nn.Module = IrrepsAdapter(module, max(1, rank // 2))
-        elif isinstance(module, nn.Linear):
-            replacement = LoRALinear(module, rank, alpha)
-        else:
+        if any(name == e or name.startswith(e + ".") for e in exclude):
             continue
+        if (isinstance(module, o3.Linear) and module.weight_numel > 0) or isinstance(module, nn.Linear):
+            names.append(name)
+    return names
+
+
+def add_adapters(
+    model: nn.Module,
+    rank: int = 4,
+    targets: Sequence[str] = ("*",),
+    alpha: float = 1.0,
+    exclude: Sequence[str] = (),
+) -> list[str]:
+    """Wrap every ``nn.Linear`` / ``o3.Linear`` whose name matches a glob in ``targets``; freeze the rest.
+
+    Modules named in ``exclude`` (and everything under them) are left as they are. Returns the wrapped
+    module names. Only the adapters' parameters stay trainable.
+    """
+    wrapped = adaptable_layers(model, targets, exclude)
+    if not wrapped:
+        raise ValueError(
+            f"adapter targets: expected globs matching Linear layers, got {list(targets)} matching none"
+            + (f" outside {list(exclude)}" if exclude else "")
+        )
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for name in wrapped:
+        module = model.get_submodule(name)
+        if isinstance(module, o3.Linear):
+            replacement: nn.Module = IrrepsAdapter(module, max(1, rank // 2))
+        else:
+            replacement = LoRALinear(module, rank, alpha)
         parent_name, _, child = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
         setattr(parent, child, replacement)
-        wrapped.append(name)
-    if not wrapped:
-        raise ValueError(f"adapter targets: expected globs matching Linear layers, got {list(targets)} matching none")
     return wrapped
+
+
+def adapter_parameters(model: nn.Module) -> list[nn.Parameter]:
+    """The parameters of every adapter in ``model`` (not those of the layers they wrap)."""
+    params: list[nn.Parameter] = []
+    for module in model.modules():
+        if isinstance(module, LoRALinear):
+            params += [module.down, module.up]
+        elif isinstance(module, IrrepsAdapter):
+            params += [*module.down.parameters(), *module.up.parameters()]
+    return params

@@ -1,9 +1,11 @@
-"""Data augmentation: a random group element per sample per step, applied to inputs (and equivariant targets)."""
+"""``augment``: a random group element per sample per step, applied to inputs (and equivariant targets)."""
 
 from __future__ import annotations
 
 import torch
+from torch import nn
 
+from geoadapt.adapt.base import Strategy, register_strategy
 from geoadapt.groups import Group
 from geoadapt.spec import Spec
 from geoadapt.structure import AnyData, graph_index, is_graph
@@ -26,3 +28,18 @@ class Augmentation:
 
     def __repr__(self) -> str:
         return f"Augmentation({self.group!r})"
+
+
+@register_strategy
+class Augment(Strategy):
+    """Train on ``g · batch`` with a random element of the group per sample per step; every parameter trains."""
+
+    name = "augment"
+    uses_group = needs_group = True
+
+    def build(self, model: nn.Module) -> nn.Module:
+        self.batch_transform = Augmentation(self.group, self.spec)
+        return model
+
+    def describe(self) -> str:
+        return f"augment: a random {self.group!r} element per sample per step"

@@ -1,107 +1,74 @@
-"""Canonicalization (Kaba et al. 2023; Mondal et al. 2023): a small equivariant network maps each input
-to a canonical pose, the unconstrained pretrained model sees only canonical inputs, and the output is
-mapped back. A prior loss keeps canonical poses near the pretraining distribution (identity pose)."""
+"""``canonicalize``: a small equivariant network picks each input's pose; the model sees canonical inputs."""
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
-from torch_geometric.nn import global_mean_pool
+from dataclasses import dataclass
 
-from geoadapt.groups import O3, Cyclic, Translation
-from geoadapt.groups.images import rotate_images
-from geoadapt.models.egnn import EGNN
-from geoadapt.spec import Spec
-from geoadapt.structure import AnyData, graph_index, num_graphs
+from torch import nn
+
+from geoadapt.adapt.base import Strategy, register_strategy
+from geoadapt.adapt.canonicalizers import Canonicalized3D, CanonicalizedImages, check_image_group
+from geoadapt.adapt.options import StrategyOptions
+from geoadapt.groups import E3, O3, SO3, Dihedral, Group, ProductGroup
 
 
-def gram_schmidt(v1: Tensor, v2: Tensor) -> Tensor:
-    """Rotations ``(B, 3, 3)``: columns ``e1 = v1/|v1|``, ``e2`` from ``v2``, ``e3 = e1 x e2`` (SO(3) equivariant)."""
-    e1 = F.normalize(v1, dim=-1, eps=1e-8)
-    e2 = F.normalize(v2 - (e1 * v2).sum(-1, keepdim=True) * e1, dim=-1, eps=1e-8)
-    return torch.stack([e1, e2, torch.cross(e1, e2, dim=-1)], dim=-1)
+@dataclass(frozen=True)
+class CanonicalizeOptions(StrategyOptions):
+    """``prior_weight`` of the prior loss (poses near the pretraining frame); ``hidden`` width of the
+    canonicalization network (default 32 on 3D graphs, 16 on images); ``in_dim``: its input width
+    (node features, default: the dimension of Spec field ``x``; image channels, default 1)."""
+
+    prior_weight: float = 1.0
+    hidden: int | None = None
+    in_dim: int | None = None
 
 
-class PoseCanonicalizer(nn.Module):
-    """Predicts an SO(3) pose per graph from an EGNN's two equivariant vectors (then Gram-Schmidt)."""
-
-    def __init__(self, in_dim: int, hidden: int = 32, num_layers: int = 2) -> None:
-        super().__init__()
-        self.net = EGNN(in_dim=in_dim, output="2x1o", hidden=hidden, num_layers=num_layers)
-
-    def forward(self, data: AnyData) -> Tensor:
-        v = self.net(data).reshape(-1, 2, 3)
-        return gram_schmidt(v[:, 0], v[:, 1])
-
-
-class Canonicalized3D(nn.Module):
-    """``f_c(x) = ρ_out(R(x)) f(R(x)^T (x - c))`` with ``R`` from :class:`PoseCanonicalizer`: SE(3) equivariant."""
-
-    def __init__(self, model: nn.Module, spec: Spec, in_dim: int, hidden: int = 32) -> None:
-        super().__init__()
-        self.model, self.spec = model, spec
-        self.canonicalizer = PoseCanonicalizer(in_dim, hidden)
-        self.last_pose: Tensor | None = None
-
-    def forward(self, data: AnyData) -> Tensor:
-        n = num_graphs(data)
-        position = self.spec.positions[0]
-        center = global_mean_pool(data[position], graph_index(data), n)
-        R = self.canonicalizer(data)
-        self.last_pose = R
-        canonical = O3().act(R.transpose(-1, -2), Translation().act(-center, data, self.spec), self.spec)
-        out = self.model(canonical)
-        return O3().act_output(R, out, self.spec, graph_index(data) if self.spec.output_level == "node" else None)
-
-    def prior_loss(self) -> Tensor:
-        """``||R - I||^2`` on the last batch: canonical poses stay near the pretraining frame."""
-        eye = torch.eye(3, dtype=self.last_pose.dtype, device=self.last_pose.device)
-        return (self.last_pose - eye).pow(2).sum((-1, -2)).mean()
+def has_reflections(group: Group | None) -> bool:
+    """True when ``group`` (or a factor of it) contains reflections of space: O3, E3 or a dihedral group."""
+    if group is None:
+        return False
+    if isinstance(group, ProductGroup):
+        return any(has_reflections(f) for f in group.factors)
+    if isinstance(group, E3):
+        return not isinstance(group.rotations, SO3)
+    return isinstance(group, Dihedral) or (isinstance(group, O3) and not isinstance(group, SO3))
 
 
-class RotationScorer(nn.Module):
-    """Scores every C_n rotation of an image with one shared CNN: ``score_k = s(rot_{-k} x)`` (equivariant)."""
+@register_strategy
+class Canonicalize(Strategy):
+    """3D graphs (the Spec has positions): SE(3) canonicalization, or E(3) when ``group`` has reflections.
+    Images: canonicalization over ``group`` (``Cyclic(n)`` / ``Dihedral(n)``, ``n`` dividing 4).
+    Every parameter trains; the prior loss enters as ``extra_loss``."""
 
-    def __init__(self, n: int, channels: int = 1, hidden: int = 16) -> None:
-        super().__init__()
-        self.group = Cyclic(n)
-        self.net = nn.Sequential(
-            nn.Conv2d(channels, hidden, 3, padding=1),
-            nn.ReLU(),
-            nn.Conv2d(hidden, hidden, 3, padding=1),
-            nn.ReLU(),
-            nn.Flatten(),
-            nn.LazyLinear(1),
-        )
+    name = "canonicalize"
+    Options = CanonicalizeOptions
+    uses_group = head_optional = True
 
-    def forward(self, images: Tensor) -> Tensor:
-        n, B = self.group.n, images.shape[0]
-        angles = self.group.angle(self.group.inverse(torch.arange(n))).repeat_interleave(B)
-        rotated = rotate_images(images.repeat(n, 1, 1, 1), angles)
-        return self.net(rotated).reshape(n, B).T  # (B, n)
+    def check(self, model: nn.Module) -> None:
+        if not self.spec.positions:
+            if self.group is None:
+                raise ValueError("strategy 'canonicalize' on images: expected a group (e.g. c4, d4), got None")
+            check_image_group(self.group)
+        elif self.options.in_dim is None and "x" not in self.spec.fields:
+            raise ValueError(
+                f"strategy 'canonicalize' option 'in_dim': expected an int (the Spec has no field 'x' "
+                f"to take it from: {sorted(self.spec.fields)}), got None"
+            )
 
+    def build(self, model: nn.Module) -> nn.Module:
+        options = self.options
+        if self.spec.positions:
+            in_dim = options.in_dim or self.spec.irreps("x").dim
+            proper = not has_reflections(self.group)
+            wrapped: nn.Module = Canonicalized3D(model, self.spec, in_dim, options.hidden or 32, proper=proper)
+        else:
+            wrapped = CanonicalizedImages(model, self.group, options.in_dim or 1, self.spec, options.hidden or 16)
+        self.extra_loss = lambda: options.prior_weight * wrapped.prior_loss()
+        return wrapped
 
-class CanonicalizedImages(nn.Module):
-    """``f_c(x) = f(rot_{-k*} x)`` with ``k* = argmax_k score_k(x)``: exactly C_n invariant (up to score ties).
-
-    ``prior_loss`` (cross-entropy towards ``k = 0`` on the training images) teaches the scorer that the
-    training images are already in canonical pose, as in Mondal et al. (2023).
-    """
-
-    def __init__(self, model: nn.Module, n: int = 4, channels: int = 1) -> None:
-        super().__init__()
-        self.model = model
-        self.scorer = RotationScorer(n, channels)
-        self.last_scores: Tensor | None = None
-
-    def forward(self, images: Tensor) -> Tensor:
-        scores = self.scorer(images)
-        self.last_scores = scores
-        k = scores.argmax(-1)
-        canonical = rotate_images(images, self.scorer.group.angle(self.scorer.group.inverse(k)))
-        return self.model(canonical)
-
-    def prior_loss(self) -> Tensor:
-        target = torch.zeros(self.last_scores.shape[0], dtype=torch.long, device=self.last_scores.device)
-        return F.cross_entropy(self.last_scores, target)
+    def describe(self) -> str:
+        if self.spec.positions:
+            kind = "E(3), reflections included" if has_reflections(self.group) else "SE(3)"
+        else:
+            kind = repr(self.group)
+        return f"canonicalize ({kind}; prior weight {self.options.prior_weight})"

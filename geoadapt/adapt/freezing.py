@@ -47,18 +47,16 @@ def apply_head_policy(model: nn.Module, policy: str = "reuse", head: str = "head
     return message
 
 
-def finetune(model: nn.Module) -> nn.Module:
-    """Every parameter trains."""
-    for p in model.parameters():
-        p.requires_grad_(True)
-    return model
+def matches(name: str, patterns: Sequence[str]) -> bool:
+    """True when the parameter or module ``name`` matches a glob, or lies under a module that does."""
+    return any(fnmatch.fnmatch(name, pat) or fnmatch.fnmatch(name, pat + ".*") for pat in patterns)
 
 
 def freeze(model: nn.Module, patterns: Sequence[str]) -> list[str]:
     """Freeze parameters whose name matches any glob ``pattern`` (e.g. ``"convs.*"``); returns their names."""
     frozen = []
     for name, p in model.named_parameters():
-        if any(fnmatch.fnmatch(name, pat) or fnmatch.fnmatch(name, pat + ".*") for pat in patterns):
+        if matches(name, patterns):
             p.requires_grad_(False)
             frozen.append(name)
     if patterns and not frozen:
@@ -90,8 +88,6 @@ def soft_freeze_groups(model: nn.Module, lr: float, scales: Mapping[str, float])
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        scale = next(
-            (s for pat, s in scales.items() if fnmatch.fnmatch(name, pat) or fnmatch.fnmatch(name, pat + ".*")), 1.0
-        )
+        scale = next((s for pat, s in scales.items() if matches(name, [pat])), 1.0)
         groups.setdefault(float(scale), []).append(p)
     return [{"params": ps, "lr": lr * s} for s, ps in groups.items() if s > 0]

@@ -1,10 +1,12 @@
-"""Checkpoints: one file with architecture + config, weights, Spec, target normalization, provenance."""
+"""Checkpoints: one file with architecture + config, weights, Spec, target normalization, provenance,
+and the adaptation strategies applied to the model (so adapters and wrappers load exactly)."""
 
 from __future__ import annotations
 
 import os
 import pickle
 import zipfile
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -12,11 +14,12 @@ import torch
 from torch import nn
 
 from geoadapt.data.cache import atomic_save
+from geoadapt.dtypes import default_dtype
 from geoadapt.models.registry import build
 from geoadapt.spec import Spec
 
 FORMAT = "geoadapt-checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: adapted models (strategy steps, trainable names, dtype); 1 still loads
 
 
 def save(
@@ -27,36 +30,56 @@ def save(
     metrics: dict[str, float] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> Path:
-    """Write ``model`` (built with :func:`build`) to ``path`` atomically.
+    """Write ``model`` (built with :func:`build`, possibly adapted by strategies) to ``path`` atomically.
+
+    An adapted model (LoRA, a frame-averaged or canonicalized wrapper, ...) is saved whole: the
+    checkpoint holds the base architecture and config, the recorded strategy steps and the state dict
+    of the adapted model, so :func:`load` rebuilds the same structure before loading the weights.
 
     Args:
         normalization: target standardization, e.g. ``{"mean": [...], "std": [...]}``; defaults to
-            ``model.normalization`` when the model carries one.
+            ``model.normalization`` (or the base model's) when the model carries one.
         dataset, metrics: where and how well the model was (pre)trained.
         extra: anything else JSON-like (e.g. an optimizer state for resuming).
     """
     from geoadapt import __version__
+    from geoadapt.adapt.base import base_model
 
-    if not hasattr(model, "arch") or not hasattr(model, "config"):
+    base = base_model(model)
+    if not hasattr(base, "arch") or not hasattr(base, "config"):
         raise ValueError(
             f"model: expected a backbone made by geoadapt.models.build (with .arch and .config), "
-            f"got {type(model).__name__}"
+            f"got {type(base).__name__}"
         )
+    steps = list(getattr(model, "adaptations", []))
+    if normalization is None:
+        normalization = getattr(model, "normalization", None) or getattr(base, "normalization", None)
     payload = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "library_version": __version__,
-        "arch": model.arch,
-        "config": dict(model.config),
+        "arch": base.arch,
+        "config": dict(base.config),
         "state_dict": model.state_dict(),
-        "spec": model.spec.to_dict(),
-        "normalization": normalization if normalization is not None else getattr(model, "normalization", None),
+        "spec": base.spec.to_dict(),
+        "adaptations": steps,
+        "strategy": steps[-1]["strategy"] if steps else None,
+        "strategy_options": steps[-1]["options"] if steps else None,
+        "trainable": [n for n, p in model.named_parameters() if p.requires_grad],
+        "dtype": _float_dtype(model),
+        "normalization": normalization,
         "dataset": dataset,
         "metrics": dict(metrics or {}),
         "extra": dict(extra or {}),
     }
     atomic_save(payload, path)
     return Path(path)
+
+
+def _float_dtype(model: nn.Module) -> str | None:
+    """``"float64"`` etc. when every floating parameter and buffer shares one dtype, else None."""
+    dtypes = {t.dtype for t in [*model.parameters(), *model.buffers()] if t.is_floating_point()}
+    return str(dtypes.pop()).removeprefix("torch.") if len(dtypes) == 1 else None
 
 
 def read(path: str | os.PathLike) -> dict[str, Any]:
@@ -75,23 +98,46 @@ def read(path: str | os.PathLike) -> dict[str, Any]:
             f"checkpoint {path}: expected format {FORMAT!r}, got "
             f"{payload.get('format') if isinstance(payload, dict) else type(payload).__name__!r}"
         )
+    if payload.get("format_version", 1) > FORMAT_VERSION:
+        raise ValueError(
+            f"checkpoint {path}: expected format version <= {FORMAT_VERSION}, got {payload['format_version']} "
+            f"(written by geoadapt {payload.get('library_version')}; upgrade to read it)"
+        )
     return payload
 
 
 def load(path: str | os.PathLike, arch: str | None = None) -> nn.Module:
-    """Rebuild the model saved at ``path``; ``arch`` (optional) must match the saved architecture.
+    """Rebuild the model saved at ``path``; ``arch`` (optional) must match the saved (base) architecture.
 
-    The returned model carries ``.checkpoint`` (dataset, metrics, versions) and ``.normalization``.
+    Adapted models come back adapted: the base is built (in the saved dtype), the recorded strategy
+    steps re-attach their adapters and wrappers, then the full state dict is loaded and the trainable
+    parameters are those that were trainable when saved. The returned model carries ``.arch``,
+    ``.spec``, ``.checkpoint`` (dataset, metrics, versions, strategy) and ``.normalization``.
     """
+    from geoadapt.adapt.base import attach_steps
+
     payload = read(path)
     if arch is not None and payload["arch"] != arch:
         raise ValueError(f"checkpoint {path}: expected architecture {arch!r}, got {payload['arch']!r}")
-    model = build(payload["arch"], **payload["config"])
-    try:
-        model.load_state_dict(payload["state_dict"])
-    except RuntimeError as err:
-        raise ValueError(f"checkpoint {path}: weights do not fit architecture {payload['arch']!r} ({err})") from err
-    model.spec = Spec.from_dict(payload["spec"])
+    dtype = payload.get("dtype")
+    with default_dtype(getattr(torch, dtype)) if dtype else nullcontext():
+        model = build(payload["arch"], **payload["config"])
+        model.spec = Spec.from_dict(payload["spec"])
+        model = attach_steps(model, payload.get("adaptations", []))
+        try:
+            model.load_state_dict(payload["state_dict"])
+        except RuntimeError as err:
+            raise ValueError(
+                f"checkpoint {path}: weights do not fit architecture {payload['arch']!r} "
+                f"with strategies {[s['strategy'] for s in payload.get('adaptations', [])]} ({err})"
+            ) from err
+    if "trainable" in payload:
+        trainable = set(payload["trainable"])
+        for name, p in model.named_parameters():
+            p.requires_grad_(name in trainable)
+    model.arch = payload["arch"]
     model.normalization = payload.get("normalization")
-    model.checkpoint = {k: payload.get(k) for k in ("dataset", "metrics", "library_version", "extra")}
+    model.checkpoint = {
+        k: payload.get(k) for k in ("dataset", "metrics", "library_version", "extra", "strategy", "strategy_options")
+    }
     return model

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from geoadapt.adapt.finetune import Finetune
 from geoadapt.adapt.strategies import Strategy, make_strategy
 from geoadapt.data.cache import atomic_save
 from geoadapt.groups import Group, group_from_name
@@ -54,7 +55,8 @@ class Trainer:
         task: ``"regression"`` (MSE on standardized targets, stored as ``model.normalization``) or
             ``"classification"`` (one logit: binary cross-entropy; several: cross-entropy).
         regularizers: equivariance regularizers (plain, mixed or constrained).
-        strategy: a :class:`Strategy`, a strategy name (see ``geoadapt.adapt.STRATEGIES``) or None (fine-tune).
+        strategy: a :class:`Strategy` (applied here if it is not yet), a strategy name (see
+            ``geoadapt.adapt.STRATEGIES``; its options in ``strategy_options``) or None (train the model as it is).
         groups: groups to measure equivariance under each epoch (names or groups); default: the regularizers',
             or, without regularizers, one inferred from the data (:func:`default_group`); ``[]`` measures none.
         max_epochs, lr, weight_decay, seed, grad_clip: the usual; AdamW.
@@ -123,10 +125,17 @@ class Trainer:
             self.groups = [c.group for c in self.components]
         else:
             self.groups = [group_from_name(g) if isinstance(g, str) else g for g in groups]
+        group = self.groups[0] if self.groups else None
         if isinstance(strategy, str):
-            group = self.groups[0] if self.groups else None
             strategy = make_strategy(strategy, model, self.spec, group, **(strategy_options or {}))
-        self.strategy = strategy or Strategy("finetune", model)
+        elif strategy_options:
+            raise ValueError(f"strategy_options: expected them with a strategy name, got {strategy!r}")
+        elif strategy is None:  # train the model as it is: no head policy, requires_grad untouched
+            strategy = Finetune()
+            strategy.attach(model, self.spec, group, record=False)
+        elif strategy.model is None:
+            strategy.apply(model, self.spec, group)
+        self.strategy = strategy
         self.model = self.strategy.model
         self.base_model = model
         self.normalization: dict[str, list[float]] | None = getattr(model, "normalization", None)
