@@ -31,6 +31,9 @@ class Spec:
         positions: fields that are points in space; translations act only on these.
             A position named here but absent from ``fields`` is taken as ``1o``.
         output_level: ``"graph"`` (one output row per graph / sample) or ``"node"`` (one per node).
+        output_positions: indices of the entries of ``output`` that are predicted points in space (each
+            ``mul x 1o``): translations move them (``y + t``), rotations turn them like any vector. For
+            ``output="0e+1o"`` with the vector a predicted position, ``output_positions=(1,)``.
         levels: optional explicit level (``node``, ``edge`` or ``graph``) of a field; by default it is
             read from the PyG ``Data`` (row count against nodes, edges and graphs).
 
@@ -45,6 +48,7 @@ class Spec:
     positions: tuple[str, ...] = ("pos",)
     output_level: str = "graph"
     levels: Mapping[str, str] = field(default_factory=dict)
+    output_positions: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         fields = {k: _as_irreps(k, v) for k, v in dict(self.fields).items()}
@@ -61,6 +65,21 @@ class Spec:
             if level not in LEVELS:
                 raise ValueError(f"Spec levels[{key!r}]: expected one of {LEVELS}, got {level!r}")
         object.__setattr__(self, "levels", dict(self.levels))
+        object.__setattr__(self, "output_positions", tuple(self.output_positions))
+        entries = list(self.output)  # type: ignore[arg-type]
+        for index in self.output_positions:
+            if not isinstance(index, int) or not 0 <= index < len(entries):
+                raise ValueError(
+                    f"Spec output_positions: expected indices of entries of output {self.output} "
+                    f"(0 to {len(entries) - 1}), got {index!r}"
+                )
+            if entries[index].ir != o3.Irrep("1o"):
+                raise ValueError(
+                    f"Spec output_positions: entry {index} of output {self.output} must be points (1o), "
+                    f"got {entries[index]}"
+                )
+        if len(set(self.output_positions)) != len(self.output_positions):
+            raise ValueError(f"Spec output_positions: expected distinct indices, got {self.output_positions}")
 
     def irreps(self, name: str) -> o3.Irreps:
         """Irreps of field ``name`` (``KeyError`` if the Spec does not name it)."""
@@ -92,6 +111,7 @@ class Spec:
             "positions": list(self.positions),
             "output_level": self.output_level,
             "levels": dict(self.levels),
+            "output_positions": list(self.output_positions),
         }
 
     @classmethod
@@ -103,4 +123,5 @@ class Spec:
             positions=tuple(d.get("positions", ("pos",))),
             output_level=d.get("output_level", "graph"),
             levels=dict(d.get("levels", {})),
+            output_positions=tuple(d.get("output_positions", ())),
         )

@@ -5,17 +5,17 @@
 """
 
 from geoadapt.groups.base import Element, Group
-from geoadapt.groups.euclidean import E3, O3, SO3, Translation
+from geoadapt.groups.euclidean import E3, O3, SE3, SO3, Translation
 from geoadapt.groups.permutation import Permutation
 from geoadapt.groups.planar import SO2, Cyclic, Dihedral
-from geoadapt.groups.product import ProductGroup
+from geoadapt.groups.product import ProductGroup, why_not_commuting
 from geoadapt.groups.signflip import SignFlip
 
 _BY_NAME = {
     "so3": SO3,
     "o3": O3,
     "e3": E3,
-    "se3": lambda: E3(proper=True),
+    "se3": SE3,
     "translation": Translation,
     "perm": Permutation,
     "permutation": Permutation,
@@ -45,6 +45,7 @@ __all__ = [
     "SO3",
     "O3",
     "E3",
+    "SE3",
     "Translation",
     "Permutation",
     "SignFlip",
@@ -53,4 +54,5 @@ __all__ = [
     "SO2",
     "ProductGroup",
     "group_from_name",
+    "why_not_commuting",
 ]

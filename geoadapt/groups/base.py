@@ -3,6 +3,10 @@
 Elements are plain tensors (or tuples of tensors, for pairs and products) with a leading batch
 axis, so a batch of ``n`` elements is sampled, composed and inverted without Python loops.
 ``compose(a, b)`` is "apply ``b`` first, then ``a``", so ``act(a, act(b, x)) == act(compose(a, b), x)``.
+
+Groups with several connected components (``O3``, ``E3``: proper and improper) say so with
+``num_cosets``; :meth:`Group.sample_copies` puts copy ``c`` of a stacked batch in coset ``c % num_cosets``,
+so a measurement over ``copies >= num_cosets`` copies always sees every component.
 """
 
 from __future__ import annotations
@@ -19,9 +23,16 @@ Element = Union[Tensor, tuple]  # noqa: UP007 (a runtime alias)
 
 
 class Group:
-    """Base class: a group, its batched elements, and its actions on data and on model outputs."""
+    """Base class: a group, its batched elements, and its actions on data and on model outputs.
+
+    ``acts_on`` tells a product whether two actions commute (see :class:`~geoadapt.groups.ProductGroup`):
+    ``"nodes"`` (reorders the nodes of each graph), ``"columns"`` (per-graph signs on the columns of one
+    field), ``"space"`` (an affine map ``x -> R x + t`` of 3D space, also acting on irreps fields by ``D(R)``;
+    such a group describes its maps with :meth:`affine_generators`), or ``None`` (not declared).
+    """
 
     name: str = "group"
+    acts_on: str | None = None
 
     # --- algebra -----------------------------------------------------------------------------
     def sample(self, n: int, generator: torch.Generator | None = None) -> Element:
@@ -49,6 +60,16 @@ class Group:
         """True when :meth:`elements` lists the whole group."""
         return False
 
+    @property
+    def num_cosets(self) -> int:
+        """Number of cosets :meth:`sample_cosets` can draw from (e.g. 2 for O(3): proper and improper)."""
+        return 1
+
+    def affine_generators(self) -> tuple[Tensor, bool] | None:
+        """For groups acting on ``"space"``: matrices ``(k, 3, 3)`` whose products are dense in the linear
+        parts ``R`` of the group, and whether the group also holds translations. ``None`` otherwise."""
+        return None
+
     def size(self, g: Element) -> int:
         """How many elements the batch ``g`` holds."""
         return (g[0] if isinstance(g, tuple) else g).shape[0]
@@ -70,6 +91,31 @@ class Group:
         from geoadapt.structure import num_graphs
 
         return self.sample(num_graphs(data), generator)
+
+    def sample_cosets(self, data: AnyData, cosets: Tensor, generator: torch.Generator | None = None) -> Element:
+        """One random element per graph of ``data``; element ``i`` lies in coset ``cosets[i]``.
+
+        ``cosets`` is a LongTensor ``(num_graphs,)`` with values in ``[0, num_cosets)``. Inside its coset
+        each element is Haar-random where the group is compact.
+        """
+        if self.num_cosets == 1:
+            return self.sample_like(data, generator)
+        raise NotImplementedError(f"{self.name}: sample_cosets is needed for a group with {self.num_cosets} cosets")
+
+    def sample_copies(self, data: AnyData, copies: int, generator: torch.Generator | None = None) -> Element:
+        """One element per graph of ``data``, which holds ``copies`` stacked copies of a batch of ``B`` graphs.
+
+        Copy ``c`` is graphs ``c * B`` to ``(c + 1) * B - 1`` (for tensors: samples), and its elements lie in
+        coset ``c % num_cosets``: any measurement over ``copies >= num_cosets`` copies sees every coset
+        (for O(3): even copies are rotations, odd copies rotations times ``-I``).
+        """
+        from geoadapt.structure import num_graphs
+
+        n = num_graphs(data)
+        if copies < 1 or n % copies:
+            raise ValueError(f"copies: expected a positive divisor of the {n} graphs in data, got {copies}")
+        copy_of_graph = torch.arange(n) // max(n // copies, 1)
+        return self.sample_cosets(data, copy_of_graph % self.num_cosets, generator)
 
     def act(self, g: Element, data: AnyData, spec: Spec) -> AnyData:
         """``g · data``: a new object of the same kind; ``data`` is never changed in place."""

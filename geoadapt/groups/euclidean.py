@@ -1,4 +1,5 @@
-"""E(3) and its subgroups: ``SO3``, ``O3``, ``Translation`` and ``E3`` (rotation/reflection + translation).
+"""E(3) and its subgroups: ``SO3``, ``O3``, ``Translation``, ``E3`` (rotation/reflection + translation) and
+``SE3`` (rotation + translation).
 
 Elements: a rotation-type element is an ``(n, 3, 3)`` matrix, a translation an ``(n, 3)`` vector,
 an E(3) element the pair ``(R, t)`` acting as ``x -> R x + t`` on positions.
@@ -73,29 +74,79 @@ def act_matrix(data: AnyData, spec: Spec, R: Tensor | None, t: Tensor | None, gr
 
 def act_output_matrix(y: Tensor, spec: Spec, R: Tensor, batch: Tensor | None) -> Tensor:
     """Apply ``D_out(R)`` to outputs ``y`` ``(rows, dim)`` (or ``(B, N, dim)`` point-cloud node outputs)."""
+    return act_output_affine(y, spec, R, None, batch)
+
+
+def act_output_affine(y: Tensor, spec: Spec, R: Tensor | None, t: Tensor | None, batch: Tensor | None) -> Tensor:
+    """``ρ_out(R, t) y``: ``D_out(R)`` on every output block, then ``+ t`` on the blocks named in
+    ``spec.output_positions`` (predicted points move with the frame; vectors and scalars do not).
+
+    ``y`` is ``(rows, dim)`` (rows: graphs, or nodes with ``batch`` their graph ids) or ``(B, N, dim)``
+    point-cloud node outputs; ``R`` is ``(n, 3, 3)`` or ``None``, ``t`` ``(n, 3)`` or ``None``, ``n`` 1 or one
+    element per graph / sample.
+    """
+    n = (R if R is not None else t).shape[0]
     if y.dim() == 3:
         B, N, d = y.shape
-        batch = torch.arange(B, device=y.device).repeat_interleave(N) if R.shape[0] > 1 else None
-        return act_output_matrix(y.reshape(B * N, d), spec, R, batch).reshape(B, N, d)
+        per_sample = _rows(n, B, "model output")
+        row = torch.arange(B, device=y.device).repeat_interleave(N) if per_sample else None
+        return _act_output_rows(y.reshape(B * N, d), spec, R, t, row).reshape(B, N, d)
     spec.check_output(y)
-    if R.shape[0] == 1:
-        return rotate_irreps(y, spec.output, R)
-    if spec.output_level == "node":
+    row = None
+    if n > 1 and spec.output_level == "node":
         if batch is None:
             raise ValueError("batch: node-level outputs need the graph id of each row, got None")
-        return rotate_irreps(y, spec.output, R, batch)
-    _rows(R.shape[0], y.shape[0], "model output")
-    return rotate_irreps(y, spec.output, R, torch.arange(y.shape[0], device=y.device))
+        row = batch
+    elif n > 1:
+        _rows(n, y.shape[0], "model output")
+        row = torch.arange(y.shape[0], device=y.device)
+    return _act_output_rows(y, spec, R, t, row)
+
+
+def _act_output_rows(y: Tensor, spec: Spec, R: Tensor | None, t: Tensor | None, row: Tensor | None) -> Tensor:
+    if R is not None:
+        y = rotate_irreps(y, spec.output, R, row)
+    if t is None or not spec.output_positions:
+        return y
+    shift = t.to(device=y.device, dtype=y.dtype)
+    shift = shift[row] if row is not None else shift.expand(y.shape[0], 3)
+    blocks = []
+    for i, ((mul, _), sl) in enumerate(zip(spec.output, spec.output.slices())):
+        positions = i in spec.output_positions
+        blocks.append(shift.repeat(1, mul) if positions else y.new_zeros(y.shape[0], sl.stop - sl.start))
+    return y + torch.cat(blocks, dim=1)
+
+
+def _generic_rotations() -> Tensor:
+    """Two rotations, about x and y by 1 radian: the subgroup they generate is dense in SO(3)."""
+    angle = torch.tensor(1.0, dtype=torch.float64)
+    return torch.stack([o3.matrix_x(angle), o3.matrix_y(angle)])
 
 
 class O3(Group):
-    """Rotations and reflections of 3D space: elements are ``(n, 3, 3)`` orthogonal matrices."""
+    """Rotations and reflections of 3D space: elements are ``(n, 3, 3)`` orthogonal matrices.
+
+    Two cosets: proper rotations (``det R = +1``, coset 0) and improper ones (``det R = -1``, coset 1).
+    :meth:`sample` draws both with probability 1/2; :meth:`sample_copies` alternates them by copy, so a
+    model that is rotation- but not reflection-equivariant is caught every time.
+    """
 
     name = "O3"
+    acts_on = "space"
+
+    @property
+    def num_cosets(self) -> int:
+        return 2
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         R = haar_rotation(n, generator)
         sign = torch.randint(0, 2, (n,), generator=generator).to(R.dtype) * 2 - 1
+        return R * sign[:, None, None]
+
+    def sample_cosets(self, data: AnyData, cosets: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """Haar rotations, times ``-I`` where ``cosets`` is 1: ``(num_graphs, 3, 3)``."""
+        R = haar_rotation(cosets.shape[0], generator)
+        sign = 1 - 2 * cosets.to(device=R.device, dtype=R.dtype)
         return R * sign[:, None, None]
 
     def identity(self, n: int = 1) -> Tensor:
@@ -107,10 +158,12 @@ class O3(Group):
     def inverse(self, a: Tensor) -> Tensor:
         return a.transpose(-1, -2)
 
+    def affine_generators(self) -> tuple[Tensor, bool]:
+        inversion = -torch.eye(3, dtype=torch.float64)[None]
+        return torch.cat([_generic_rotations(), inversion]), False
+
     def representation(self, g: Tensor, irreps: str) -> Tensor:
         """``D(g)`` on ``irreps``: ``(n, dim, dim)`` float64, from e3nn's ``Irreps.D_from_matrix``."""
-        from e3nn import o3
-
         with default_dtype(torch.float64):
             return o3.Irreps(irreps).D_from_matrix(g.to(torch.float64))
 
@@ -126,18 +179,30 @@ class SO3(O3):
 
     name = "SO3"
 
+    @property
+    def num_cosets(self) -> int:
+        return 1
+
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         return haar_rotation(n, generator)
 
+    def sample_cosets(self, data: AnyData, cosets: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        return haar_rotation(cosets.shape[0], generator)
+
+    def affine_generators(self) -> tuple[Tensor, bool]:
+        return _generic_rotations(), False
+
 
 class Translation(Group):
-    """Translations of 3D space: elements are ``(n, 3)`` shifts, acting on ``spec.positions`` only.
+    """Translations of 3D space: elements are ``(n, 3)`` shifts, acting on ``spec.positions``.
 
     The group is not compact, so :meth:`sample` draws Gaussian shifts with standard deviation ``scale``.
-    Model outputs are taken as translation invariant (irreps features do not move with the origin).
+    Outputs move only where the Spec names predicted points (``spec.output_positions``); every other
+    output (scalars, vectors, irreps features) is translation invariant.
     """
 
     name = "Translation"
+    acts_on = "space"
 
     def __init__(self, scale: float = 1.0) -> None:
         self.scale = scale
@@ -154,11 +219,16 @@ class Translation(Group):
     def inverse(self, a: Tensor) -> Tensor:
         return -a
 
+    def affine_generators(self) -> tuple[Tensor, bool]:
+        return torch.eye(3, dtype=torch.float64)[None], True
+
     def act(self, g: Tensor, data: AnyData, spec: Spec) -> AnyData:
         return act_matrix(data, spec, None, g, self.name)
 
     def act_output(self, g: Tensor, y: Tensor, spec: Spec, batch: Tensor | None = None) -> Tensor:
-        return y
+        if not spec.output_positions:
+            return y
+        return act_output_affine(y, spec, None, g, batch)
 
     def __repr__(self) -> str:
         return f"Translation(scale={self.scale})"
@@ -167,18 +237,30 @@ class Translation(Group):
 class E3(Group):
     """The Euclidean group: pairs ``(R, t)``, ``R`` orthogonal ``(n, 3, 3)``, ``t`` ``(n, 3)``; ``x -> R x + t``.
 
-    ``E3(proper=True)`` is SE(3) (rotations only). Translations are Gaussian with std ``scale``.
+    Two cosets like :class:`O3` (``R`` proper or improper). Translations are Gaussian with std ``scale``.
+    ``E3(proper=True)`` is the same group as :class:`SE3` (kept for existing configs).
     """
 
     name = "E3"
+    acts_on = "space"
 
     def __init__(self, scale: float = 1.0, proper: bool = False) -> None:
         self.rotations = SO3() if proper else O3()
         self.translations = Translation(scale)
         self.name = "SE3" if proper else "E3"
 
+    @property
+    def num_cosets(self) -> int:
+        return self.rotations.num_cosets
+
     def sample(self, n: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
         return self.rotations.sample(n, generator), self.translations.sample(n, generator)
+
+    def sample_cosets(
+        self, data: AnyData, cosets: Tensor, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, Tensor]:
+        R = self.rotations.sample_cosets(data, cosets, generator)
+        return R, self.translations.sample(cosets.shape[0], generator)
 
     def identity(self, n: int = 1) -> tuple[Tensor, Tensor]:
         return self.rotations.identity(n), self.translations.identity(n)
@@ -192,6 +274,9 @@ class E3(Group):
         Rinv = R.transpose(-1, -2)
         return Rinv, -(Rinv @ t.to(R.dtype)[..., None])[..., 0]
 
+    def affine_generators(self) -> tuple[Tensor, bool]:
+        return self.rotations.affine_generators()[0], True
+
     def representation(self, g: tuple[Tensor, Tensor], irreps: str) -> Tensor:
         """``D(R)`` on ``irreps`` (translations act trivially on irreps features)."""
         return self.rotations.representation(g[0], irreps)
@@ -200,7 +285,18 @@ class E3(Group):
         return act_matrix(data, spec, g[0], g[1], self.name)
 
     def act_output(self, g: tuple[Tensor, Tensor], y: Tensor, spec: Spec, batch: Tensor | None = None) -> Tensor:
-        return act_output_matrix(y, spec, g[0], batch)
+        return act_output_affine(y, spec, g[0], g[1], batch)
 
     def __repr__(self) -> str:
         return f"{self.name}(scale={self.translations.scale})"
+
+
+class SE3(E3):
+    """Proper rigid motions: pairs ``(R, t)`` with ``det R = +1`` (no reflections); ``x -> R x + t``.
+
+    The symmetry of most pretrained interatomic potentials, which are not reflection equivariant.
+    Translations are Gaussian with std ``scale``.
+    """
+
+    def __init__(self, scale: float = 1.0) -> None:
+        super().__init__(scale, proper=True)

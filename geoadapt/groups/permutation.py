@@ -28,6 +28,7 @@ class Permutation(Group):
     """Permutations of node order. ``Permutation(num_nodes)`` fixes the size for :meth:`sample`."""
 
     name = "Permutation"
+    acts_on = "nodes"
 
     def __init__(self, num_nodes: int | None = None) -> None:
         self.num_nodes = num_nodes

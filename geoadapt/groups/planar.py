@@ -36,6 +36,12 @@ class _Planar(Group):
     """Shared action: images through the pixel grid, 3D data through :meth:`matrix`."""
 
     exact_rotations = True
+    acts_on = "space"
+
+    def affine_generators(self) -> tuple[Tensor, bool]:
+        if self.is_finite:
+            return self.matrix(self.elements()), False
+        return self.matrix(torch.ones(1, dtype=torch.float64)), False  # 1 radian: dense in SO(2)
 
     def angle(self, g: Tensor) -> Tensor:
         raise NotImplementedError
@@ -106,7 +112,8 @@ class Cyclic(_Planar):
 class Dihedral(_Planar):
     """``D_n``: rotations and mirrors; elements are ``(n, 2)`` LongTensors ``(k, f)`` meaning ``r^k s^f``.
 
-    ``s`` is the mirror ``x -> -x`` (left-right on images), applied before the rotation.
+    ``s`` is the mirror ``x -> -x`` (left-right on images), applied before the rotation. Two cosets:
+    rotations (``f = 0``) and mirrors (``f = 1``).
     """
 
     def __init__(self, n: int) -> None:
@@ -133,6 +140,14 @@ class Dihedral(_Planar):
             ],
             -1,
         )
+
+    @property
+    def num_cosets(self) -> int:
+        return 2
+
+    def sample_cosets(self, data: AnyData, cosets: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        k = torch.randint(0, self.n, (cosets.shape[0],), generator=generator)
+        return torch.stack([k, cosets.to(torch.long).cpu()], -1)
 
     def identity(self, n: int = 1) -> Tensor:
         return torch.zeros(n, 2, dtype=torch.long)

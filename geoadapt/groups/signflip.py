@@ -17,10 +17,12 @@ class SignFlip(Group):
     """``(Z_2)^k`` acting on the ``k`` columns of a node field (default ``"eigvecs"``), per graph.
 
     Elements are ``(n, k)`` tensors of ±1; column ``j`` of graph ``b`` is multiplied by ``g[b, j]``.
-    Outputs are invariant.
+    Outputs are invariant. The field is taken as a stack of scalars: a Spec that gives it
+    rotating irreps would make sign flips and rotations fail to commute in a product.
     """
 
     name = "SignFlip"
+    acts_on = "columns"
 
     def __init__(self, field: str = "eigvecs", num_vectors: int | None = None) -> None:
         self.field = field

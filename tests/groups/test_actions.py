@@ -12,7 +12,7 @@ from torch_geometric.data import Batch, Data
 from torch_geometric.utils import to_networkx
 
 from geoadapt import Spec
-from geoadapt.groups import E3, O3, SO2, SO3, Cyclic, Dihedral, Permutation, SignFlip, Translation
+from geoadapt.groups import E3, O3, SE3, SO2, SO3, Cyclic, Dihedral, Permutation, SignFlip, Translation
 from geoadapt.groups.irreps import quaternion_matrix
 
 SPEC = Spec(fields={"pos": "1o", "force": "1o", "x": "2x0e+1e", "edge_vec": "1o", "q": "0o"}, output="0e")
@@ -20,6 +20,7 @@ GRAPH_GROUPS = [
     SO3(),
     O3(),
     E3(),
+    SE3(),
     Translation(),
     Permutation(),
     SignFlip(),
@@ -73,7 +74,7 @@ def test_graph_action_is_homomorphism(group, graphs):
 
 @pytest.mark.parametrize(
     "group",
-    [SO3(), O3(), E3(), Translation(), Permutation(), Cyclic(4), SO2(), Permutation() * E3()],
+    [SO3(), O3(), E3(), SE3(), Translation(), Permutation(), Cyclic(4), SO2(), Permutation() * E3()],
     ids=repr,
 )
 def test_point_cloud_action_is_homomorphism(group):
@@ -179,12 +180,13 @@ def test_act_output_rotates_vectors_and_leaves_invariants(graphs):
     spec = Spec(output="0e+1o")
     out = SO3().act_output(g, y, spec)
     assert torch.equal(out[:, :1], y[:, :1])
-    assert torch.allclose(out[:, 1:], torch.einsum("bij,bj->bi", g, y[:, 1:]))
+    assert torch.allclose(out[:, 1:], torch.einsum("bij,bj->bi", g, y[:, 1:]), atol=1e-12)
     node_y = torch.randn(graphs.num_nodes, 3, dtype=torch.float64)
     node_spec = Spec(output="1o", output_level="node")
     assert torch.allclose(
         SO3().act_output(g, node_y, node_spec, graphs.batch),
         torch.einsum("nij,nj->ni", g[graphs.batch], node_y),
+        atol=1e-12,
     )
     p = Permutation().sample_like(graphs)
     assert torch.equal(Permutation().act_output(p, node_y, node_spec), node_y[p])
@@ -226,6 +228,27 @@ def test_spec_round_trips_through_dict():
     )
     assert Spec.from_dict(spec.to_dict()) == spec
     assert spec.irreps("pos") == o3.Irreps("1o")  # positions default to 1o
+    points = Spec(output="0e+2x1o+1o", output_positions=(1, 2))
+    assert Spec.from_dict(points.to_dict()) == points and points.to_dict()["output_positions"] == [1, 2]
+    old = {k: v for k, v in points.to_dict().items() if k != "output_positions"}  # saved before the key existed
+    assert Spec.from_dict(old).output_positions == ()
+
+
+@pytest.mark.parametrize(
+    "positions,match",
+    [
+        ((0,), r"entry 0 of output 1x0e\+1x1o must be points \(1o\), got 1x0e"),
+        ((2,), r"expected indices of entries of output 1x0e\+1x1o \(0 to 1\), got 2"),
+        ((-1,), r"\(0 to 1\), got -1"),
+        (("1",), r"\(0 to 1\), got '1'"),
+        ((1, 1), r"expected distinct indices, got \(1, 1\)"),
+    ],
+)
+def test_output_positions_are_validated(positions, match):
+    with pytest.raises(ValueError, match="Spec output_positions: .*" + match):
+        Spec(output="0e+1o", output_positions=positions)
+    with pytest.raises(ValueError, match="must be points"):
+        Spec(output="1e", output_positions=(0,))  # a pseudovector is not a point
 
 
 def test_quaternion_matrix_matches_e3nn_and_sampled_rotations_are_proper():

@@ -7,12 +7,14 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from geoadapt.groups import E3, O3, SO2, SO3, Cyclic, Dihedral, Permutation, SignFlip, Translation
+from geoadapt import Spec
+from geoadapt.groups import E3, O3, SE3, SO2, SO3, Cyclic, Dihedral, Permutation, ProductGroup, SignFlip, Translation
 
 GROUPS = [
     SO3(),
     O3(),
     E3(),
+    SE3(),
     Translation(),
     Permutation(7),
     SignFlip(num_vectors=5),
@@ -23,6 +25,7 @@ GROUPS = [
     SO2(),
     Permutation(7) * SO3(),
     Cyclic(4) * SignFlip(num_vectors=3),
+    Permutation(7) * SE3() * SignFlip(num_vectors=2),
 ]
 
 
@@ -31,20 +34,22 @@ def test_axioms(group):
     gen = torch.Generator().manual_seed(0)
     a, b, c = (group.sample(6, gen) for _ in range(3))
     e = group.identity(6)
-    assert group.equal(group.compose(a, e), a) and group.equal(group.compose(e, a), a)
-    assert group.equal(group.compose(a, group.inverse(a)), e)
-    assert group.equal(group.compose(group.inverse(a), a), e)
-    assert group.equal(group.compose(group.compose(a, b), c), group.compose(a, group.compose(b, c)))
+    assert group.equal(group.compose(a, e), a, 1e-12) and group.equal(group.compose(e, a), a, 1e-12)
+    assert group.equal(group.compose(a, group.inverse(a)), e, 1e-12)
+    assert group.equal(group.compose(group.inverse(a), a), e, 1e-12)
+    assert group.equal(group.compose(group.compose(a, b), c), group.compose(a, group.compose(b, c)), 1e-12)
+    assert not group.equal(a, b, 1e-3)  # the samples differ, so the checks above could fail
 
 
-@pytest.mark.parametrize("group", [SO3(), O3()], ids=repr)
+@pytest.mark.parametrize("group", [SO3(), O3(), SE3(), E3()], ids=repr)
 def test_rotation_samples_are_orthogonal(group):
     R = group.sample(100, torch.Generator().manual_seed(1))
+    R = R[0] if isinstance(R, tuple) else R
     eye = torch.eye(3, dtype=R.dtype)
     assert torch.allclose(R @ R.transpose(-1, -2), eye.expand_as(R), atol=1e-12)
     det = torch.det(R)
     assert torch.allclose(det.abs(), torch.ones_like(det), atol=1e-12)
-    if isinstance(group, SO3):
+    if group.num_cosets == 1:
         assert (det > 0).all()
     else:
         assert (det < 0).any() and (det > 0).any()  # both components of O(3) are sampled
@@ -96,3 +101,47 @@ def test_sizes_are_required_to_sample_without_data():
         Permutation().sample(2)
     with pytest.raises(ValueError, match="num_vectors"):
         SignFlip().sample(2)
+
+
+@pytest.mark.parametrize(
+    "factors,match",
+    [
+        ((SO3(), Translation()), r"rotations of SO3 do not commute with the translations .*use E3 .* or SE3"),
+        ((Translation(), O3()), r"rotations of O3 do not commute with the translations"),
+        ((SE3(), O3()), r"rotations of O3 do not commute with the translations of SE3"),
+        ((E3(), Translation()), r"rotations of E3.* do not commute with the translations of Translation"),
+        ((SO3(), O3()), r"rotations of SO3 and O3 do not commute"),
+        ((Cyclic(4), Dihedral(4)), r"rotations of Cyclic\(4\) and Dihedral\(4\) do not commute"),
+        ((SO2(), SO3()), r"rotations of SO2 and SO3 do not commute"),
+        ((Permutation(), SO3(), Permutation()), r"two node permutations do not commute"),
+    ],
+)
+def test_products_of_non_commuting_factors_are_refused(factors, match):
+    with pytest.raises(ValueError, match="the factors must commute, but (the )?" + match):
+        ProductGroup(*factors)
+
+
+def test_product_of_an_undeclared_group_is_refused():
+    class Opaque(SO3):
+        acts_on = None
+
+        def affine_generators(self):
+            return None
+
+    with pytest.raises(ValueError, match=r"does not say what it acts on"):
+        Permutation() * Opaque()
+
+
+def test_so3_times_translation_would_break_the_homomorphism():
+    # Why the refusal: the tuple action R·(x + t) does not compose componentwise.
+    x = torch.randn(1, 6, 3, dtype=torch.float64)
+    gen = torch.Generator().manual_seed(0)
+    Ra, Rb, ta, tb = (
+        SO3().sample(1, gen),
+        SO3().sample(1, gen),
+        Translation().sample(1, gen),
+        Translation().sample(1, gen),
+    )
+    spec = Spec()
+    act = lambda R, t, p: SO3().act(R, Translation().act(t, p, spec), spec)  # noqa: E731
+    assert (act(Ra, ta, act(Rb, tb, x)) - act(Ra @ Rb, ta + tb, x)).abs().max() > 0.1
