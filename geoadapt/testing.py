@@ -18,23 +18,6 @@ from geoadapt.structure import AnyData, num_graphs, to_dtype
 TOLERANCES = {torch.float64: (1e-9, 1e-7), torch.float32: (1e-4, 1e-4)}
 
 
-class _EveryCoset:
-    """``group`` whose ``sample_like`` on the stacked copies goes through ``sample_copies``, so copy ``c``
-    lies in coset ``c % num_cosets`` whichever sampler the comparison calls."""
-
-    def __init__(self, group: Group, copies: int) -> None:
-        self._group, self._copies = group, copies
-
-    def __getattr__(self, name: str):
-        return getattr(self._group, name)
-
-    def sample_like(self, data: AnyData, generator: torch.Generator | None = None):
-        return self._group.sample_copies(data, self._copies, generator)
-
-    def __repr__(self) -> str:
-        return repr(self._group)
-
-
 def assert_equivariant(
     model: torch.nn.Module,
     data: AnyData,
@@ -64,9 +47,6 @@ def assert_equivariant(
     rtol = default_rtol if rtol is None else rtol
     if n_samples is None and not group.is_finite:
         n_samples = 4
-    if n_samples is not None:
-        n_samples = max(n_samples, group.num_cosets)
-        group = _EveryCoset(group, n_samples)
     if generator is None:
         generator = torch.Generator().manual_seed(0)
     if isinstance(model, torch.nn.Module):

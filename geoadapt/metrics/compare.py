@@ -139,8 +139,7 @@ def all_elements(group: Group, data: AnyData) -> tuple[Element, int]:
 
 def copies_needed(group: Group, n_samples: int) -> int:
     """``n_samples`` rounded up to a multiple of the group's coset count (O(3): 2), so every coset is measured."""
-    cosets = int(getattr(group, "num_cosets", 1))
-    return -(-n_samples // cosets) * cosets
+    return -(-n_samples // group.num_cosets) * group.num_cosets
 
 
 def make_copies(
@@ -179,9 +178,8 @@ def make_copies(
     else:
         tiled = repeat(data if graphs is None else data[graphs], n_samples, spec=spec)
     if elements is None:
-        sample_copies = getattr(group, "sample_copies", None)
-        if cover_cosets and sample_copies is not None:
-            elements = sample_copies(tiled, n_samples, generator)
+        if cover_cosets:
+            elements = group.sample_copies(tiled, n_samples, generator)
         else:
             elements = group.sample_like(tiled, generator)
     return Copies(group.act(elements, tiled, spec), elements, n_samples, graphs, nodes)

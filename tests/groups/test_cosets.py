@@ -147,3 +147,13 @@ def test_assert_equivariant_always_checks_reflections(n_samples, chiral):
             )
     with pytest.raises(AssertionError, match="not equivariant under E3"):
         assert_equivariant(model, Batch.from_data_list([chiral[0]]), E3(), SPEC, n_samples=1)
+
+
+@pytest.mark.parametrize("group", [O3(), E3()], ids=repr)
+def test_equivariance_error_measures_both_cosets_even_with_one_sample(group, chiral):
+    from geoadapt.metrics import equivariance_error
+
+    model = ChiralModel()
+    for seed in range(20):
+        err = equivariance_error(model, chiral, group, SPEC, n_samples=1, generator=torch.Generator().manual_seed(seed))
+        assert err.shape[0] == 2 and err[1].min() > 1e-3 > 1e-10 > err[0].max()
