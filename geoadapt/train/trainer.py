@@ -325,11 +325,15 @@ class Trainer:
         return row
 
     def _balance(self, task_loss: Tensor, penalties: list[Tensor]) -> None:
-        """Set the self-tuning weights: the penalty's gradient norm ``balance_ratio`` times the task's."""
+        """Set the self-tuning weights: the penalty's gradient norm ``balance_ratio`` times the task's.
+
+        A lazy regularizer (``every=k``) is balanced on its own active steps, on its unscaled penalty.
+        """
+        step = self.global_step
         due = [
             (reg, penalties[self.components.index(reg)])
             for reg in self.balanced
-            if self.global_step % reg.balance_every == 0
+            if step % reg.every == 0 and (step // reg.every) % reg.balance_every == 0
         ]
         due = [(reg, p) for reg, p in due if p.requires_grad]
         if not due:
@@ -342,12 +346,15 @@ class Trainer:
 
         task = norm(task_loss)
         for reg, penalty in due:
-            task_norm, penalty_norm = distributed.mean_across([task, norm(penalty)])
+            task_norm, penalty_norm = distributed.mean_across([task, norm(penalty) / reg.every])
             reg.balance(task_norm, penalty_norm)
 
     def _dual_step(self, penalties: list[Tensor]) -> None:
+        """Per-step dual ascent of the constrained terms, on steps where their penalty was computed."""
         for reg in self.constrained:
-            value = float(penalties[self.components.index(reg.term)].detach())
+            if self.global_step % reg.term.every:
+                continue  # a lazy term skipped this step: its penalty is not a measurement
+            value = float(penalties[self.components.index(reg.term)].detach()) / reg.term.every
             reg.step_update(distributed.mean_across([value]))
 
     def _measure_constraints(self, val_loader: Iterable | None, row: dict[str, float] | None) -> None:
