@@ -237,6 +237,17 @@ def _split(tensor: Tensor, parts: Sequence[AnyData]) -> list[Tensor]:
     return list(tensor.split([_rows(p, node_level) for p in parts], dim=0))
 
 
+def _per_copy(copies: Copies) -> list[AnyData]:
+    """The copies one at a time (copy ``c`` is samples ``c * B' .. (c + 1) * B' - 1`` of ``moved``)."""
+    if copies.copies == 1:
+        return [copies.moved]
+    size = num_graphs(copies.moved) // copies.copies
+    ranges = [torch.arange(c * size, (c + 1) * size) for c in range(copies.copies)]
+    if is_graph(copies.moved):
+        return [gather_graphs(copies.moved, r)[0] for r in ranges]
+    return [copies.moved[r] for r in ranges]
+
+
 def forward_copies(
     model: nn.Module,
     data: AnyData,
@@ -246,21 +257,28 @@ def forward_copies(
     layers: Sequence[str] = (),
     hook_model: nn.Module | None = None,
 ) -> Forward:
-    """Run ``model`` on ``data`` and on every set of ``copies``: one stacked forward, or one forward each.
+    """Run ``model`` on ``data`` and on every set of ``copies``.
 
-    ``stack=None`` lets the model decide (:func:`should_stack`). ``layers`` names submodules of
+    ``stack=True``: one forward over the batch and all copies stacked (cheapest where a forward's cost is
+    mostly per call); ``False``: one forward per copy, each the size of the batch (cheapest where big batches
+    are memory-bound); ``None`` lets the model decide (:func:`should_stack`). ``layers`` names submodules of
     ``hook_model`` (default ``model``) whose outputs are captured as features.
     """
     stack = should_stack(model) if stack is None else stack
-    parts = [data] + [c.moved for c in copies]
     capture = _Capture(hook_model or model, layers) if layers else None
     try:
-        if stack and len(parts) > 1:
+        if stack and copies:
+            parts = [data] + [c.moved for c in copies]
             outs = _split(output_rows(model(concat(parts)), spec), parts)
             feats = {n: _split(capture.outputs[n][0], parts) for n in layers} if capture else {}
         else:
-            outs = [output_rows(model(p), spec) for p in parts]
-            feats = dict(capture.outputs) if capture else {}
+            chunks = [[data]] + [_per_copy(c) for c in copies]
+            outs = [torch.cat([output_rows(model(p), spec) for p in part]) for part in chunks]
+            feats = {}
+            if capture:
+                for n in layers:
+                    found = iter(capture.outputs[n])
+                    feats[n] = [torch.cat([next(found) for _ in part]) for part in chunks]
     finally:
         if capture:
             capture.close()

@@ -174,3 +174,19 @@ def test_scalar_outputs_shaped_b_are_accepted_for_one_dimensional_outputs(molecu
     assert err.shape == (2, molecules64.num_graphs) and float(err.max()) < 1e-10
     with pytest.raises(ValueError, match=r"model output: expected shape \(rows, 3\)"):
         output_rows(torch.zeros(4), Spec(output="1o"))
+
+
+def test_separate_forwards_run_one_copy_at_a_time_and_agree_with_stacking(molecules64):
+    model = build("naive_gnn").double()
+    sizes = []
+    model.register_forward_pre_hook(lambda module, args: sizes.append(args[0].num_graphs))
+    stacked = measure_equivariance(
+        model, molecules64, SO3(), model.spec, 3, torch.Generator().manual_seed(0), stack=True
+    )
+    assert sizes == [4 * molecules64.num_graphs]
+    sizes.clear()
+    apart = measure_equivariance(
+        model, molecules64, SO3(), model.spec, 3, torch.Generator().manual_seed(0), stack=False
+    )
+    assert sizes == [molecules64.num_graphs] * 4  # f(x), then each copy in a forward of the batch's size
+    assert torch.allclose(stacked.relative, apart.relative, rtol=1e-9)
