@@ -119,7 +119,6 @@ def run_commands(block: str, tmp_path: Path, capsys) -> list[tuple[list[str], st
     return outputs
 
 
-@pytest.mark.slow
 def test_command_line_block_runs_top_to_bottom(tmp_path, monkeypatch, capsys):
     (tmp_path / "configs").symlink_to(ROOT / "configs")
     monkeypatch.chdir(tmp_path)
