@@ -2,6 +2,7 @@
 
 Every command takes ``--config file.yaml`` and ``key=value`` overrides (values parsed as YAML, and
 checked against the type of the default). Errors print one line and exit 2; ``--debug`` shows the traceback.
+Ctrl-C keeps the run's partial folder and prints the command that resumes it (exit 130).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import argparse
 import json
 import math
 import os
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -30,7 +32,11 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "batch_size": 32,
         "augment": None,
         "seed": 0,
+        "smiles_column": None,
+        "target_columns": None,
+        "task": None,
         "overwrite": False,
+        "resume": False,
         "progress": True,
     },
     "adapt": {
@@ -54,7 +60,11 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "seed": 0,
         "early_stopping": None,
         "patience": 10,
+        "smiles_column": None,
+        "target_columns": None,
+        "task": None,
         "overwrite": False,
+        "resume": False,
         "progress": True,
     },
     "evaluate": {
@@ -64,10 +74,12 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "split": "test",
         "limit": None,
         "samples": 8,
+        "smiles_column": None,
+        "target_columns": None,
         "json": False,
     },
     "report": {"runs": REQUIRED},
-    "bench": {"name": REQUIRED, "quick": False},
+    "bench": {"name": REQUIRED, "quick": False, "out": None},
     "datasets": {},
 }
 HELP = {
@@ -75,17 +87,20 @@ HELP = {
     "adapt": "adapt a checkpoint to a target dataset with a strategy and equivariance regularizers",
     "evaluate": "print an equivariance report card (per group and per layer) of a checkpoint on a dataset",
     "report": "compare run folders in one markdown table",
-    "bench": "run a benchmark script from benchmarks/ (e.g. equivariance_eval, regularizer_overhead)",
+    "bench": "run a benchmark script from benchmarks/ (e.g. `bench equivariance_eval quick=true`)",
     "datasets": "list the dataset cards and whether their files are present",
 }
+WHOLE_NUMBERS = ("epochs", "batch_size", "limit", "samples", "patience")  # each >= 1 when set
+TASKS = ("regression", "classification")
+CSV_KEYS = ("smiles_column", "target_columns", "task")  # only with data=<file.csv>
 
 
 class ConfigError(ValueError):
     """A problem with the command's configuration (reported as one line)."""
 
 
-def _parse_value(key: str, raw: str, default: Any) -> Any:
-    value = yaml.safe_load(raw) if raw != "" else None
+def _coerce(key: str, value: Any, default: Any, shown: str) -> Any:
+    """``value`` checked against the type of ``default`` (ints widen to floats; a string splits into a list)."""
     if default is REQUIRED or default is None or value is None:
         return value
     expected = type(default)
@@ -94,22 +109,62 @@ def _parse_value(key: str, raw: str, default: Any) -> Any:
     if expected is list and isinstance(value, str):
         return [v for v in value.split(",") if v]
     if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
-        raise ConfigError(f"override {key}={raw}: expected {expected.__name__}, got {type(value).__name__} {value!r}")
+        raise ConfigError(f"{shown}: expected {expected.__name__}, got {type(value).__name__} {value!r}")
     return value
 
 
+def _parse_value(key: str, raw: str, default: Any) -> Any:
+    if raw == "":
+        if default is REQUIRED or default is None:
+            return None
+        raise ConfigError(f"override {key}=: expected {type(default).__name__}, got an empty value")
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError as err:
+        problem = _yaml_problem(err)
+        raise ConfigError(f"override {key}={raw}: expected a YAML value, got a syntax error ({problem})") from None
+    if key == "target_columns" and isinstance(value, str):
+        value = [v for v in value.split(",") if v]
+    return _coerce(key, value, default, f"override {key}={raw}")
+
+
+def _yaml_problem(err: yaml.YAMLError) -> str:
+    mark = getattr(err, "problem_mark", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return where + str(getattr(err, "problem", None) or err).splitlines()[0]
+
+
+def _validate(config: dict[str, Any]) -> None:
+    for key in WHOLE_NUMBERS:
+        value = config.get(key)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            raise ConfigError(f"{key}: expected a whole number >= 1, got {value!r}")
+    if "lr" in config and not (isinstance(config["lr"], (int, float)) and config["lr"] > 0):
+        raise ConfigError(f"lr: expected a learning rate > 0, got {config['lr']!r}")
+    if "groups" in config and not config["groups"]:
+        raise ConfigError(f"groups: expected at least one group name (e.g. groups=so3,perm), got {config['groups']!r}")
+    if config.get("task") is not None and config["task"] not in TASKS:
+        raise ConfigError(f"task: expected one of {list(TASKS)}, got {config['task']!r}")
+    if isinstance(config.get("target_columns"), str):
+        config["target_columns"] = [config["target_columns"]]
+
+
 def resolve(command: str, config_path: str | None, overrides: list[str]) -> dict[str, Any]:
-    """Defaults < config file < ``key=value`` overrides; unknown and missing keys are errors."""
+    """Defaults < config file < ``key=value`` overrides; unknown and missing keys and bad values are errors."""
     defaults = DEFAULTS[command]
     config: dict[str, Any] = {k: v for k, v in defaults.items() if v is not REQUIRED}
     if config_path:
         path = Path(config_path)
         if not path.is_file():
             raise ConfigError(f"config: file {path} not found")
-        loaded = yaml.safe_load(path.read_text()) or {}
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"config {path}: expected YAML, got a syntax error at {_yaml_problem(err)}") from None
         if not isinstance(loaded, dict):
             raise ConfigError(f"config {path}: expected a mapping of keys to values, got {type(loaded).__name__}")
-        config.update(loaded)
+        for key, value in loaded.items():
+            config[key] = _coerce(key, value, defaults.get(key), f"config {path}: {key}")
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"override {item!r}: expected key=value")
@@ -123,19 +178,133 @@ def resolve(command: str, config_path: str | None, overrides: list[str]) -> dict
     missing = [k for k, v in defaults.items() if v is REQUIRED and config.get(k) is None]
     if missing:
         raise ConfigError(f"config: missing required key {missing[0]!r} (set it in --config or as {missing[0]}=...)")
+    _validate(config)
     return config
 
 
-# --- commands -------------------------------------------------------------------------------------
-def _loaders(data: str, limit: int | None, batch_size: int, progress: bool):
-    from geoadapt.data import load, read_card
+# --- data and models ------------------------------------------------------------------------------
+def dataset_card(config: dict[str, Any]) -> dict[str, Any]:
+    """The card of ``data=``: a card name, or a CSV of molecules read with ``smiles_column`` / ``target_columns``."""
+    from geoadapt.data import csv_card, read_card
+
+    data = str(config["data"])
+    path = Path(data).expanduser()
+    if data.lower().endswith(".csv") or path.is_file():
+        if not path.is_file():
+            raise ConfigError(f"data: expected a dataset card name or a CSV file, got {data!r} (no such file)")
+        columns = _csv_header(path)
+        if not config.get("target_columns"):
+            raise ConfigError(
+                f"target_columns: expected the target column(s) of {data} (e.g. target_columns=[{columns[-1]}]), "
+                f"got none; its columns are {columns}"
+            )
+        if "task" in config and config["task"] is None:  # evaluate reads the task from the checkpoint
+            raise ConfigError(f"task: expected one of {list(TASKS)} for the CSV file {data}, got none")
+        task = config.get("task") or "regression"
+        return csv_card(path, config.get("smiles_column") or "smiles", config["target_columns"], task)
+    given = [k for k in CSV_KEYS if config.get(k) is not None]
+    if given:
+        raise ConfigError(
+            f"{given[0]}: only used with data=<file.csv>, got the dataset card {data!r} (its card sets it)"
+        )
+    return read_card(data)
+
+
+def _csv_header(path: Path) -> list[str]:
+    import csv
+
+    with path.open(newline="") as handle:
+        header = next(csv.reader(handle), None)
+    if not header:
+        raise ConfigError(f"data {path}: expected a header line and rows of data, got an empty file")
+    return header
+
+
+def _loaders(card: dict[str, Any], config: dict[str, Any]):
+    """Train and validation loaders, and the rows dropped when loading (printed here)."""
+    from geoadapt.data import load
     from geoadapt.train.pretrain import loader_for
 
-    card = read_card(data)
-    options = {"limit": limit, "progress": progress} if card["kind"] in ("molecules_csv", "rdkit") else {}
-    train = load(data, split="train", **options)
-    val = load(data, split="val", **options)
-    return card, loader_for(train, batch_size, True), loader_for(val, 256, False)
+    molecules = card["kind"] in ("molecules_csv", "rdkit")
+    if config["limit"] is not None and not molecules:
+        raise ConfigError(f"limit: only molecule sets take a limit, got limit={config['limit']} for {card['name']}")
+    options = {"limit": config["limit"], "progress": config["progress"]} if molecules else {}
+    train = load(card, split="train", **options)
+    val = load(card, split="val", **options)
+    for name, part in (("train", train), ("val", val)):
+        if len(part) == 0:
+            raise ConfigError(f"data {config['data']}: expected rows in the {name} split, got none (too few rows)")
+    dropped = train.dropped_counts() if hasattr(train, "dropped_counts") else None
+    line = train.dropped_line() if hasattr(train, "dropped_line") else None
+    if line:
+        print(line)
+    return loader_for(train, config["batch_size"], True), loader_for(val, 256, False), dropped
+
+
+def _describe(inputs: Any) -> str:
+    from geoadapt.structure import is_graph
+
+    if is_graph(inputs):
+        return "graphs with fields " + ", ".join(k for k in ("x", "pos", "edge_attr") if inputs.get(k) is not None)
+    return f"tensors of shape {tuple(getattr(inputs, 'shape', ()))}"
+
+
+def _check_model_reads(model, loader, what: str, hint: str) -> None:
+    """One forward on one batch (eval mode, no gradients): a model that cannot read the data fails here, in one line."""
+    import torch
+    from e3nn import o3
+
+    from geoadapt.structure import is_graph
+    from geoadapt.train.targets import split_batch
+
+    inputs, _ = split_batch(next(iter(loader)))
+    if is_graph(inputs):
+        for field, irreps in model.spec.fields.items():
+            value = inputs.get(field)
+            if isinstance(value, torch.Tensor) and value.dim() == 2 and value.shape[-1] != o3.Irreps(irreps).dim:
+                raise ConfigError(
+                    f"{what}: the data's field {field!r} has {value.shape[-1]} columns, the model expects "
+                    f"{o3.Irreps(irreps).dim} ({irreps}){hint}"
+                )
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(inputs)
+    except (RuntimeError, TypeError, AttributeError, IndexError, KeyError, ValueError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError(f"{what}: the model cannot read {_describe(inputs)} ({first}){hint}") from err
+    finally:
+        model.train(was_training)
+
+
+def _model_config_from_data(name: str, config: dict[str, Any], card: dict[str, Any], loader) -> dict[str, Any]:
+    """Input (and class-count) sizes of model ``name`` read from the data, for keys the user did not set."""
+    from geoadapt.models import build
+    from geoadapt.structure import is_graph
+    from geoadapt.train.targets import split_batch
+
+    defaults = build(name).config
+    inputs, y = split_batch(next(iter(loader)))
+    sizes: dict[str, Any] = {}
+    if is_graph(inputs):
+        if inputs.get("x") is not None:
+            sizes["in_dim"] = int(inputs.x.shape[-1])
+        sizes["edge_dim"] = int(inputs.edge_attr.shape[-1]) if inputs.get("edge_attr") is not None else 0
+    elif getattr(inputs, "dim", lambda: 0)() == 4:
+        sizes["in_channels"] = int(inputs.shape[1])
+    classes = card.get("num_classes") if card["task"] == "classification" else None
+    outputs = classes if classes and classes > 2 else None
+    if (
+        card["task"] == "regression"
+        and y.dim() == 2
+        and y.shape[-1] > 1
+        and y.shape[0] == getattr(inputs, "num_graphs", -1)
+    ):
+        outputs = int(y.shape[-1])
+    if outputs:
+        sizes.update({"out_dim": outputs, "num_classes": outputs, "output": f"{outputs}x0e"})
+    return {k: v for k, v in sizes.items() if k in defaults and k not in config["model_config"] and defaults[k] != v}
 
 
 def _finish_run(folder: Path, trainer, model, val_loader, config: dict, extra: dict[str, Any]) -> dict[str, Any]:
@@ -143,24 +312,28 @@ def _finish_run(folder: Path, trainer, model, val_loader, config: dict, extra: d
 
     from geoadapt.metrics import error_vs_angle
     from geoadapt.models import save
-    from geoadapt.runs import plot_history, write_config, write_summary
+    from geoadapt.runs import plot_history, write_summary
     from geoadapt.structure import concat
 
     metrics = trainer.evaluate(val_loader)
     angles = torch.linspace(0, math.pi, 13)[1:]  # 0 degrees is exact by definition
     sample = concat([b for b, _ in zip(val_loader, range(2))]) if not hasattr(val_loader.dataset, "images") else None
-    errors = error_vs_angle(trainer.model, sample, trainer.spec, angles).tolist() if sample is not None else None
-    write_config(folder, config)
-    plot_history(folder, trainer.history, angles.tolist() if errors else None, errors)
-    (folder / "last.pt").unlink(missing_ok=True)  # the resumable state is not needed once the run succeeded
-    summary = {**extra, **{f"val_{k}": v for k, v in metrics.items()}, "epochs": len(trainer.history)}
+    if sample is not None and not (
+        trainer.spec.positions and all(sample.get(p) is not None for p in trainer.spec.positions)
+    ):
+        sample = None  # nothing in the data rotates: the curve would be zero by construction
+    # In target units, as every other equivariance error the run reports (the predictor de-standardizes).
+    errors = error_vs_angle(trainer.predictor(), sample, trainer.spec, angles).tolist() if sample is not None else None
+    name = Path(config["out"]).name
+    plot_history(folder, trainer.history, angles.tolist() if errors else None, errors, title=name)
+    summary = {"run": name, **extra, **{f"val_{k}": v for k, v in metrics.items()}, "epochs": len(trainer.history)}
     if errors:
         summary["error_vs_angle"] = dict(zip([round(math.degrees(a)) for a in angles.tolist()], errors))
     save(
         model,
         folder / "model.pt",
         normalization=trainer.normalization,
-        dataset=config["data"],
+        dataset=str(config["data"]),
         metrics={k: v for k, v in summary.items() if isinstance(v, float)},
         extra={"task": trainer.task, "augment": config.get("augment")},
     )
@@ -168,6 +341,14 @@ def _finish_run(folder: Path, trainer, model, val_loader, config: dict, extra: d
     return summary
 
 
+def _resume_note(config: dict[str, Any]) -> None:
+    from geoadapt.runs import partial_folder
+
+    if config["resume"] and not (partial_folder(config["out"]) / "last.pt").is_file():
+        print(f"resume: no interrupted run in {partial_folder(config['out'])}; starting from the first epoch")
+
+
+# --- commands -------------------------------------------------------------------------------------
 def cmd_pretrain(config: dict[str, Any]) -> None:
     import torch
 
@@ -176,20 +357,37 @@ def cmd_pretrain(config: dict[str, Any]) -> None:
     from geoadapt.runs import run_folder
     from geoadapt.train import Trainer
 
-    card, train, val = _loaders(config["data"], config["limit"], config["batch_size"], config["progress"])
-    torch.manual_seed(config["seed"])
-    model = build(config["model"], **config["model_config"])
+    card = dataset_card(config)
     augment = group_from_name(config["augment"]) if config["augment"] else None
-    with run_folder(config["out"], config["overwrite"]) as folder:
+    _resume_note(config)
+    with run_folder(config["out"], config["overwrite"], config["resume"], config) as folder:
+        train, val, dropped = _loaders(card, config)
+        inferred = _model_config_from_data(config["model"], config, card, val)
+        if inferred:
+            shown = ", ".join(f"{k}={v!r}" for k, v in inferred.items())
+            print(f"model_config from the data: {shown} (set model_config to choose)")
+        model_config = {**inferred, **config["model_config"]}
+        torch.manual_seed(config["seed"])
+        model = build(config["model"], **model_config)
+        keys = {"x": "in_dim", "edge_attr": "edge_dim"}
+        _check_model_reads(
+            model,
+            val,
+            f"model {config['model']} on data {config['data']}",
+            f"; set model_config ({', '.join(f'{k} for {f}' for f, k in keys.items() if k in model.config)})"
+            if any(k in model.config for k in keys.values())
+            else f"; model_config keys: {sorted(model.config)}",
+        )
         trainer = Trainer(
             model,
             card["task"],
             strategy="augment" if augment else None,
-            groups=[augment] if augment else ["so3"],
+            groups=[augment] if augment else None,
             max_epochs=config["epochs"],
             lr=config["lr"],
             seed=config["seed"],
             run_dir=folder,
+            resume=config["resume"],
             progress=config["progress"],
         )
         trainer.fit(train, val)
@@ -199,7 +397,7 @@ def cmd_pretrain(config: dict[str, Any]) -> None:
             model,
             val,
             config,
-            {"command": "pretrain", "model": config["model"], "data": config["data"]},
+            {"command": "pretrain", "model": config["model"], "data": str(config["data"]), "dropped": dropped},
         )
     print(
         f"pretrained {config['model']} on {config['data']}: val rmse/accuracy "
@@ -265,14 +463,22 @@ def cmd_adapt(config: dict[str, Any]) -> None:
     from geoadapt.train import Trainer
 
     model = load(config["checkpoint"])
-    card, train, val = _loaders(config["data"], config["limit"], config["batch_size"], config["progress"])
+    card = dataset_card(config)
     groups = [group_from_name(g) for g in config["groups"]]
     regularizers = _regularizers(config, model.spec)
     strategy = strategy_from_config(config, model, groups[0] if groups else None)
     for note in strategy.notes:
         print(note)
-    model.normalization = None  # the target task gets its own standardization
-    with run_folder(config["out"], config["overwrite"]) as folder:
+    _resume_note(config)
+    with run_folder(config["out"], config["overwrite"], config["resume"], config) as folder:
+        train, val, dropped = _loaders(card, config)
+        trained_on = (model.checkpoint or {}).get("dataset")
+        _check_model_reads(
+            model,
+            val,
+            f"checkpoint {config['checkpoint']} ({model.arch}, trained on {trained_on}) on data {config['data']}",
+            "",
+        )
         trainer = Trainer(
             model,
             card["task"],
@@ -285,15 +491,17 @@ def cmd_adapt(config: dict[str, Any]) -> None:
             run_dir=folder,
             early_stopping=config["early_stopping"],
             patience=config["patience"],
+            resume=config["resume"],
             progress=config["progress"],
         )
         trainer.fit(train, val)
         extra = {
             "command": "adapt",
             "strategy": config["strategy"],
-            "data": config["data"],
+            "data": str(config["data"]),
             "checkpoint": str(config["checkpoint"]),
             "regularizers": [repr(r) for r in regularizers],
+            "dropped": dropped,
         }
         for reg in regularizers:
             extra.update(reg.log())
@@ -311,7 +519,6 @@ def report_card(config: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     from geoadapt.data import load as load_data
-    from geoadapt.data import read_card
     from geoadapt.groups import group_from_name
     from geoadapt.metrics import feature_errors, measure_equivariance
     from geoadapt.models import load
@@ -321,10 +528,24 @@ def report_card(config: dict[str, Any]) -> dict[str, Any]:
     model = load(config["checkpoint"])
     model.eval()
     predictor = Denormalized(model, model.normalization).eval()  # errors in target units
-    card = read_card(config["data"])
-    options = {"limit": config["limit"], "progress": False} if card["kind"] in ("molecules_csv", "rdkit") else {}
-    dataset = load_data(config["data"], split=config["split"], **options)
+    card = dataset_card(config)
+    molecules = card["kind"] in ("molecules_csv", "rdkit")
+    if config["limit"] is not None and not molecules:
+        raise ConfigError(f"limit: only molecule sets take a limit, got limit={config['limit']} for {card['name']}")
+    options = {"limit": config["limit"], "progress": False} if molecules else {}
+    dataset = load_data(card, split=config["split"], **options)
+    if len(dataset) == 0:
+        raise ConfigError(f"data {config['data']}: expected rows in the {config['split']} split, got none")
+    if getattr(dataset, "dropped_line", lambda: None)():
+        print(dataset.dropped_line(), file=sys.stderr if config["json"] else sys.stdout)
     batches = [b for b, _ in zip(loader_for(dataset, 128, False), range(4))]
+    _check_model_reads(
+        model,
+        batches,
+        f"checkpoint {config['checkpoint']} ({model.arch}, trained on {model.checkpoint.get('dataset')}) "
+        f"on data {config['data']}",
+        "",
+    )
     inputs = [b if not isinstance(b, (list, tuple)) else b[0] for b in batches]
     classifier = (model.checkpoint.get("extra") or {}).get("task") == "classification"
     layers = [n for n, m in model.named_modules() if n.count(".") == 1 and n.split(".")[0] in ("layers", "convs")]
@@ -421,8 +642,11 @@ def cmd_report(config: dict[str, Any]) -> None:
     fmt = lambda v: "-" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v)  # noqa: E731
     print(
         table(
-            ["run", "command", *keys],
-            [[r, s.get("command", "-"), *[fmt(s.get(k)) for k in keys]] for r, s in summaries],
+            ["run", "command", "data", "strategy", *keys],
+            [
+                [r, s.get("command", "-"), s.get("data", "-"), s.get("strategy", "-"), *[fmt(s.get(k)) for k in keys]]
+                for r, s in summaries
+            ],
         )
     )
 
@@ -431,11 +655,16 @@ def cmd_bench(config: dict[str, Any]) -> None:
     import runpy
 
     script = Path(__file__).resolve().parents[1] / "benchmarks" / f"{config['name']}.py"
+    if not script.parent.is_dir():
+        raise ConfigError(
+            f"bench: expected the benchmarks/ folder of a source checkout beside the package, got none in "
+            f"{script.parents[1]} (the benchmark scripts ship with the repository, not the wheel)"
+        )
     if not script.is_file():
         names = sorted(p.stem for p in script.parent.glob("[!_]*.py"))
         raise ConfigError(f"bench name: expected one of {names}, got {config['name']!r}")
     module = runpy.run_path(str(script))
-    module["main"](["--quick"] if config["quick"] else [])
+    module["main"](["--quick"] * config["quick"] + (["--out", str(config["out"])] if config["out"] else []))
 
 
 def cmd_datasets(config: dict[str, Any]) -> None:
@@ -472,9 +701,12 @@ COMMANDS = {
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (one sub-command each)."""
+    from geoadapt import __version__
+
     parser = argparse.ArgumentParser(
         prog="geoadapt", description="Adapt pretrained geometric models without losing their symmetry."
     )
+    parser.add_argument("--version", action="version", version=f"geoadapt {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, text in HELP.items():
         keys = ", ".join(f"{k}{' (required)' if v is REQUIRED else f'={v!r}'}" for k, v in DEFAULTS[name].items())
@@ -488,6 +720,8 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--json", dest="opt_json", action="store_true")
         if name == "report":
             p.add_argument("runs", nargs="*", help="run folders (or key=value overrides)")
+        elif name == "bench":
+            p.add_argument("overrides", nargs="*", help="the benchmark's name, then key=value overrides")
         else:
             p.add_argument("overrides", nargs="*", help="key=value overrides")
     return parser
@@ -495,31 +729,70 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``geoadapt`` command."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     try:
-        return _run(args)
+        return _run(args, argv)
     except BrokenPipeError:  # output piped into e.g. `head`: stop quietly
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the interpreter's final flush
         return 0
 
 
-def _run(args: argparse.Namespace) -> int:
+def _resume_command(argv: list[str]) -> str:
+    kept = [a for a in argv if not a.startswith("resume=")]
+    return "geoadapt " + shlex.join([*kept, "resume=true"])
+
+
+def _kept_run(args: argparse.Namespace, config: dict[str, Any] | None) -> tuple[Path, int] | None:
+    """The partial folder of this command's run and its epochs done, when it holds a checkpoint to resume from."""
+    from geoadapt.runs import partial_folder
+
+    if config is None or args.command not in ("pretrain", "adapt"):
+        return None
+    last = partial_folder(config["out"]) / "last.pt"
+    if not last.is_file():
+        return None
+    import torch
+
+    return last.parent, int(torch.load(last, map_location="cpu", weights_only=False)["epoch"])
+
+
+def _run(args: argparse.Namespace, argv: list[str]) -> int:
+    from geoadapt.runs import RunFolderError
+
     overrides = list(getattr(args, "overrides", []) or [])
     if args.command == "report":
         runs = [r for r in args.runs if "=" not in r]
         overrides = [r for r in args.runs if "=" in r] + ([f"runs={','.join(runs)}"] if runs else [])
+    if args.command == "bench" and overrides and "=" not in overrides[0]:
+        overrides[0] = f"name={overrides[0]}"  # `geoadapt bench equivariance_eval quick=true`
     for key in ("checkpoint", "data", "groups"):
         if getattr(args, f"opt_{key}", None):
             overrides.append(f"{key}={getattr(args, f'opt_{key}')}")
     if getattr(args, "opt_json", False):
         overrides.append("json=true")
+    config = None
     try:
         config = resolve(args.command, args.config, overrides)
         COMMANDS[args.command](config)
-    except (ConfigError, ValueError, FileNotFoundError, TypeError, KeyError) as err:
+    except KeyboardInterrupt:
+        kept = _kept_run(args, config)
+        if kept is None:
+            print(f"geoadapt {args.command}: interrupted; nothing to resume was kept", file=sys.stderr)
+        else:
+            print(
+                f"geoadapt {args.command}: interrupted after {kept[1]} epoch(s); the run so far is kept in {kept[0]}; "
+                f"resume with: {_resume_command(argv)}",
+                file=sys.stderr,
+            )
+        return 130
+    except (ConfigError, ValueError, OSError, TypeError, KeyError, FloatingPointError) as err:
         if args.debug:
             raise
-        message = str(err).splitlines()[0] if str(err) else type(err).__name__
+        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        kept = None if isinstance(err, RunFolderError) else _kept_run(args, config)
+        if kept is not None:
+            message += f"; the run so far is kept in {kept[0]} (resume with: {_resume_command(argv)})"
         print(f"geoadapt {args.command}: error: {message}", file=sys.stderr)
         return 2
     return 0

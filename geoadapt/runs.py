@@ -1,10 +1,19 @@
-"""Run folders: resolved config, metrics, summary, checkpoints and plots, published only on success."""
+"""Run folders: resolved config, metrics, summary, checkpoints and plots, published only on success.
+
+A run works in ``<out>.partial`` (marked as geoadapt's by a ``.geoadapt-run`` file) while it holds an
+exclusive lock on ``<out>.lock``, and renames the partial folder to ``out`` when it succeeds. An interrupted
+run keeps its partial folder with ``last.pt`` so that ``resume=true`` can continue it. geoadapt deletes a
+folder only when it holds the marker, that is, only a folder geoadapt made.
+"""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import math
+import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,27 +21,151 @@ from typing import Any
 
 import yaml
 
+MARKER = ".geoadapt-run"
+# Keys that may differ between an interrupted run and its resumption: they do not change the result.
+RESUME_FREE_KEYS = ("resume", "overwrite", "progress")
+
+
+class RunFolderError(ValueError):
+    """A run folder that cannot be used as asked (exists, is locked, was not made by geoadapt, ...)."""
+
+
+def partial_folder(path: str | os.PathLike) -> Path:
+    """``<out>.partial``: where a run works until it succeeds."""
+    final = Path(os.path.abspath(path))
+    return final.with_name(final.name + ".partial")
+
+
+def made_by_geoadapt(folder: Path) -> bool:
+    """Whether ``folder`` is a directory that holds geoadapt's run marker."""
+    return folder.is_dir() and (folder / MARKER).is_file()
+
+
+def _delete_run(folder: Path) -> None:
+    if not made_by_geoadapt(folder):  # checked again right before deleting: never rmtree a user's folder
+        raise RunFolderError(
+            f"out: {folder} was not made by geoadapt (it holds no {MARKER} file); refusing to delete it"
+        )
+    shutil.rmtree(folder)
+
 
 @contextmanager
-def run_folder(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
-    """Work in ``<path>.partial``; rename it to ``path`` only when the block succeeds.
-
-    A failed run leaves no folder that looks finished: its partial folder is removed.
-    """
-    final = Path(path)
-    if final.exists() and not overwrite:
-        raise ValueError(f"out: expected a new run folder, got existing {final} (pass overwrite=true)")
-    partial = final.with_name(final.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
+def _exclusive(final: Path) -> Iterator[None]:
+    """Hold ``flock`` on ``<out>.lock`` for the whole run; a second run on the same ``out`` fails at once."""
+    lock = final.with_name(final.name + ".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        handle = lock.open("a")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise RunFolderError(
+                f"out: another geoadapt run is writing {final} (it holds {lock}); wait for it or choose another out"
+            ) from None
+        # The run before us may have removed the lock file after we opened it: then lock the new file.
+        if lock.exists() and os.stat(lock).st_ino == os.fstat(handle.fileno()).st_ino:
+            break
+        handle.close()
     try:
-        yield partial
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
-    if final.exists():
-        shutil.rmtree(final)
-    partial.rename(final)
+        yield
+    finally:
+        lock.unlink(missing_ok=True)  # removed while still held, so no other run can hold a stale copy
+        handle.close()
+
+
+def _comparable(config: dict[str, Any]) -> dict[str, Any]:
+    plain = yaml.safe_load(yaml.safe_dump(config, sort_keys=True))
+    return {k: v for k, v in plain.items() if k not in RESUME_FREE_KEYS}
+
+
+def _check_resumable(partial: Path, config: dict[str, Any] | None) -> None:
+    stored_path = partial / "config.yaml"
+    if config is None or not stored_path.is_file():
+        return
+    stored, current = _comparable(yaml.safe_load(stored_path.read_text()) or {}), _comparable(config)
+    for key in sorted(set(stored) | set(current)):
+        if stored.get(key) != current.get(key):
+            raise RunFolderError(
+                f"resume: the interrupted run in {partial} used {key}={stored.get(key)!r}, got {key}="
+                f"{current.get(key)!r}; resume with the same settings or start again with overwrite=true"
+            )
+
+
+def _prepare_partial(partial: Path, overwrite: bool, resume: bool, config: dict[str, Any] | None) -> None:
+    if partial.exists() and not made_by_geoadapt(partial):
+        raise RunFolderError(
+            f"out: {partial} exists and was not made by geoadapt (no {MARKER} file); move it away or choose another out"
+        )
+    resumable = (partial / "last.pt").is_file()
+    if resumable and resume:
+        _check_resumable(partial, config)
+        return
+    if resumable and not overwrite:
+        raise RunFolderError(
+            f"out: {partial} holds an interrupted run; continue it with resume=true or start again with overwrite=true"
+        )
+    if partial.exists():
+        _delete_run(partial)
+    partial.mkdir(parents=True)
+    (partial / MARKER).write_text("a run folder made by geoadapt; overwrite=true may replace it\n")
+    if config is not None:
+        write_config(partial, config)
+
+
+def _publish(partial: Path, final: Path, overwrite: bool) -> None:
+    if not final.exists():
+        partial.rename(final)
+    elif not overwrite:
+        raise RunFolderError(f"out: {final} appeared while this run was going; the run is kept in {partial}")
+    else:
+        # Move the old run aside first, so that at every moment one complete run folder is in place.
+        if not made_by_geoadapt(final):
+            raise RunFolderError(f"out: {final} was not made by geoadapt (it holds no {MARKER} file); refusing")
+        trash = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.replaced-"))
+        final.rename(trash / final.name)
+        partial.rename(final)
+        shutil.rmtree(trash)
+    (final / "last.pt").unlink(missing_ok=True)  # the resumable state is not needed once the run is published
+
+
+@contextmanager
+def run_folder(
+    path: str | os.PathLike, overwrite: bool = False, resume: bool = False, config: dict[str, Any] | None = None
+) -> Iterator[Path]:
+    """Work in ``<path>.partial`` under a lock; rename it to ``path`` only when the block succeeds.
+
+    Args:
+        path: the run folder to make. If it exists it is replaced only with ``overwrite=True`` and only
+            when geoadapt made it (it holds the ``.geoadapt-run`` marker).
+        resume: keep the partial folder of an interrupted run (with ``last.pt``) instead of starting anew;
+            ``config`` must then equal the interrupted run's (``config.yaml``) but for ``resume``,
+            ``overwrite`` and ``progress``.
+        config: the resolved configuration, written to ``config.yaml`` when the folder is made.
+
+    Raises :class:`RunFolderError` (one line) when the folder cannot be used. A block that fails or is
+    interrupted keeps the partial folder when it holds ``last.pt`` (to resume from) and removes it otherwise.
+    """
+    final = Path(os.path.abspath(path))
+    partial = partial_folder(final)
+    with _exclusive(final):
+        if final.exists() and not final.is_dir():
+            raise RunFolderError(f"out: expected a run folder, got the existing file {final}")
+        if final.exists() and not overwrite:
+            raise RunFolderError(f"out: expected a new run folder, got existing {final} (pass overwrite=true)")
+        if final.exists() and not made_by_geoadapt(final):
+            raise RunFolderError(
+                f"out: {final} was not made by geoadapt (it holds no {MARKER} file); refusing to delete it "
+                "with overwrite=true: choose another out"
+            )
+        _prepare_partial(partial, overwrite, resume, config)
+        try:
+            yield partial
+        except BaseException:
+            if not (partial / "last.pt").is_file():  # nothing to resume: leave nothing half-written behind
+                _delete_run(partial)
+            raise
+        _publish(partial, final, overwrite)
 
 
 def write_config(folder: Path, config: dict[str, Any]) -> None:
@@ -41,25 +174,36 @@ def write_config(folder: Path, config: dict[str, Any]) -> None:
 
 
 def write_summary(folder: Path, summary: dict[str, Any]) -> None:
-    """``summary.json``: final metrics and provenance (written last)."""
+    """``summary.json``: final metrics and provenance (written last, atomically)."""
     clean = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in summary.items()}
-    (folder / "summary.json").write_text(json.dumps(clean, indent=2, default=str))
+    tmp = folder / ".summary.json.tmp"
+    tmp.write_text(json.dumps(clean, indent=2, default=str))
+    tmp.replace(folder / "summary.json")
 
 
-def plot_history(
-    folder: Path,
+def history_figures(
     history: list[dict[str, float]],
     angles: list[float] | None = None,
     angle_errors: list[float] | None = None,
-) -> list[Path]:
-    """PNG plots: loss curves, validation metrics, equivariance error per epoch, error vs rotation angle."""
+    title: str | None = None,
+) -> dict[str, Any]:
+    """Matplotlib figures by file name: loss, validation metrics, equivariance error per epoch, error vs angle.
+
+    ``title`` (the run's name) heads every plot; epochs are whole numbers on the x axis.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
-    made = []
-    epochs = [row["epoch"] for row in history]
+    figures: dict[str, Any] = {}
+    epochs = [int(row["epoch"]) for row in history]
+
+    def titled(fig, ax, name: str, what: str) -> None:
+        ax.set_title(f"{title}: {what}" if title else what, fontsize=9)
+        fig.tight_layout()
+        figures[name] = fig
 
     def figure(name: str, keys: list[str], ylabel: str, log: bool = False) -> None:
         present = [k for k in keys if any(k in row for row in history)]
@@ -69,14 +213,12 @@ def plot_history(
         for key in present:
             ax.plot(epochs, [row.get(key, math.nan) for row in history], marker="o", ms=3, label=key)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(ylabel)
         if log:
             ax.set_yscale("log")
         ax.legend(fontsize=7)
-        fig.tight_layout()
-        fig.savefig(folder / name, dpi=110)
-        plt.close(fig)
-        made.append(folder / name)
+        titled(fig, ax, name, ylabel)
 
     figure("loss.png", ["train_loss", "train_task_loss"], "loss")
     figure("metrics.png", ["val_rmse", "val_mae", "val_accuracy", "val_f1"], "validation metric")
@@ -88,9 +230,24 @@ def plot_history(
         fig, ax = plt.subplots(figsize=(5, 3.2))
         ax.plot([math.degrees(a) for a in angles], angle_errors, marker="o", ms=3)
         ax.set_xlabel("rotation about z (degrees)")
-        ax.set_ylabel("relative error")
-        fig.tight_layout()
-        fig.savefig(folder / "error_vs_angle.png", dpi=110)
+        ax.set_ylabel("relative error (target units)")
+        titled(fig, ax, "error_vs_angle.png", "equivariance error vs rotation angle")
+    return figures
+
+
+def plot_history(
+    folder: Path,
+    history: list[dict[str, float]],
+    angles: list[float] | None = None,
+    angle_errors: list[float] | None = None,
+    title: str | None = None,
+) -> list[Path]:
+    """Write :func:`history_figures` as PNG files into ``folder``; returns their paths."""
+    import matplotlib.pyplot as plt
+
+    made = []
+    for name, fig in history_figures(history, angles, angle_errors, title).items():
+        fig.savefig(folder / name, dpi=110)
         plt.close(fig)
-        made.append(folder / "error_vs_angle.png")
+        made.append(folder / name)
     return made

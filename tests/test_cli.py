@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import json
+import math
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+import torch
 
+import geoadapt
 from geoadapt.cli import main
+
+ENV = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -100,11 +107,134 @@ def test_pretrain_adapt_evaluate_report(pretrained, tmp_path, capsys):
     assert code == 0 and {g["group"] for g in card["groups"]} == {"SO3", "Permutation()"}
     code, out, _ = run(capsys, "report", str(pretrained), str(tmp_path / "ad"))
     assert code == 0 and out.count("\n|") >= 3 and "adapt" in out and "pretrain" in out
+    header, _, pre_row, ad_row = out.strip().splitlines()[:4]
+    assert "| data" in header and "| strategy" in header
+    assert "rdkit_nci5k" in pre_row and "rdkit_chembl2321810" in ad_row and "finetune" in ad_row
+
+
+def test_error_vs_angle_is_in_target_units_like_the_headline_error(pretrained, tmp_path, capsys):
+    from geoadapt.data import load
+    from geoadapt.metrics import error_vs_angle
+    from geoadapt.models import load as load_model
+    from geoadapt.structure import concat
+    from geoadapt.train.pretrain import loader_for
+    from geoadapt.train.targets import Denormalized
+
+    out = tmp_path / "ad"
+    argv = ["adapt", f"checkpoint={pretrained / 'model.pt'}", "data=rdkit_chembl2321810", f"out={out}"]
+    code, _, err = run(capsys, *argv, "limit=80", "epochs=1", "progress=false")
+    assert code == 0, err
+    reported = json.loads((out / "summary.json").read_text())["error_vs_angle"]
+    model = load_model(out / "model.pt").eval()
+    sample = concat(list(loader_for(load("rdkit_chembl2321810", split="val", limit=80, progress=False), 256, False)))
+    angles = torch.tensor([math.radians(float(a)) for a in reported])
+    target_units = error_vs_angle(Denormalized(model, model.normalization), sample, model.spec, angles)
+    standardized = error_vs_angle(model, sample, model.spec, angles)
+    assert list(reported.values()) == pytest.approx(target_units.tolist(), rel=1e-4)
+    assert not torch.allclose(standardized, target_units, rtol=0.1)  # the two definitions differ on this model
+
+
+def test_plots_have_whole_epoch_ticks_and_the_run_name():
+    from geoadapt.runs import history_figures
+
+    history = [{"epoch": float(e), "train_loss": 1.0 / (e + 1), "val_rmse": 2.0 - e / 10} for e in range(3)]
+    figures = history_figures(history, [0.5, 1.0], [0.1, 0.2], title="adapt-esol")
+    assert set(figures) == {"loss.png", "metrics.png", "error_vs_angle.png"}
+    for name, fig in figures.items():
+        ax = fig.axes[0]
+        assert ax.get_title().startswith("adapt-esol"), name
+        if name != "error_vs_angle.png":
+            ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+            assert ticks and all(float(t).is_integer() for t in ticks), (name, ticks)
+
+
+def test_version_and_python_dash_m():
+    version = subprocess.run([sys.executable, "-m", "geoadapt", "--version"], capture_output=True, text=True, env=ENV)
+    assert version.returncode == 0 and version.stdout.strip() == f"geoadapt {geoadapt.__version__}", version.stderr
+
+
+def test_your_own_csv_with_dropped_rows_reported_and_recorded(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("GEOADAPT_CACHE", str(tmp_path / "cache"))
+    source = Path(os.environ["GEOADAPT_DATA"]) / "MoleculeNet" / "esol" / "raw" / "delaney-processed.csv"
+    lines = source.read_text().splitlines()[:41]
+    rows = [line.split(",") for line in lines]
+    smiles, target = rows[0].index("smiles"), rows[0].index("measured log solubility in mols per litre")
+    rows[3][smiles] = "C1CC"  # data row 2: unparsable
+    rows[6][target] = ""  # data row 5: no target
+    rows[9][target] = "NaN"  # data row 8
+    path = tmp_path / "mols.csv"
+    path.write_text("\n".join(",".join(r) for r in rows) + "\n")
+    argv = ["pretrain", "model=naive_gnn", f"data={path}", "smiles_column=smiles", "task=regression"]
+    argv += ["target_columns=[measured log solubility in mols per litre]", f"out={tmp_path / 'run'}"]
+    code, out, err = run(capsys, *argv, "epochs=1", "progress=false")
+    assert code == 0, err
+    assert "mols: dropped 3 of 40 rows: 2 NaN or empty targets (rows 5, 8); 1 unparsable SMILES (row 2)" in out
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["dropped"] == {
+        "nan_target": 2,
+        "parse": 1,
+        "embed": 0,
+        "first_rows": {"nan_target": [5, 8], "parse": [2]},
+    }
+    assert summary["data"] == str(path) and summary["val_rmse"] > 0
+    code, _, err = run(capsys, "pretrain", "model=naive_gnn", f"data={path}", f"out={tmp_path / 'r2'}")
+    assert code == 2 and "target_columns: expected the target column(s)" in err and "'smiles'" in err
+
+
+def test_gin_on_mutag_reads_its_input_sizes_from_the_data(tmp_path, capsys):
+    # Two logits, as in the graph-classification setup: ROC-AUC comes from the positive-class probability.
+    argv = ["pretrain", "model=gin", "data=mutag", f"out={tmp_path / 'gin'}", "model_config={out_dim: 2}"]
+    code, out, err = run(capsys, *argv, "epochs=1", "progress=false")
+    assert code == 0, err
+    assert "model_config from the data: in_dim=7" in out
+    summary = json.loads((tmp_path / "gin" / "summary.json").read_text())
+    assert 0.0 <= summary["val_roc_auc"] <= 1.0
+
+
+@pytest.fixture(scope="module")
+def image_checkpoint(tmp_path_factory) -> Path:
+    from geoadapt.models import build, save
+
+    return save(build("cnn"), tmp_path_factory.mktemp("cnn") / "cnn.pt", dataset="digits")
+
+
+@pytest.fixture(scope="module")
+def bad_files(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("bad")
+    (folder / "broken.yaml").write_text("model: gin\ndata: [mutag\n")
+    (folder / "empty.csv").write_text("")
+    (folder / "header.csv").write_text("smiles,y\n")
+    return folder
 
 
 @pytest.mark.parametrize(
     "argv,message",
     [
+        (
+            ["pretrain", "--config", "BAD/broken.yaml", "out=OUT"],
+            "broken.yaml: expected YAML, got a syntax error",
+        ),
+        (["pretrain", "model=gin", "data=rdkit_nci5k", "out=OUT", "epochs=0"], "epochs: expected a whole number >= 1"),
+        (["pretrain", "model=gin", "data=rdkit_nci5k", "out=OUT", "epochs=-1"], "epochs: expected a whole number >= 1"),
+        (["pretrain", "model=gin", "data=rdkit_nci5k", "out=OUT", "limit=0"], "limit: expected a whole number >= 1"),
+        (["pretrain", "model=gin", "data=mutag", "out=OUT", "limit=10"], "limit: only molecule sets take a limit"),
+        (["pretrain", "model=gin", "data=rdkit_nci5k", "out=OUT", "lr=[1"], "override lr=[1: expected a YAML value"),
+        (["adapt", "checkpoint=CNN", "data=rdkit_nci5k", "out=OUT", "groups="], "groups=: expected list, got an empty"),
+        (
+            ["adapt", "checkpoint=CNN", "data=rdkit_nci5k", "out=OUT", "groups=[]"],
+            "expected at least one group",
+        ),
+        (["adapt", "checkpoint=CNN", "data=rdkit_nci5k", "out=OUT", "limit=20"], "the model cannot read graphs"),
+        (
+            ["evaluate", "checkpoint=CNN", "data=rdkit_nci5k", "limit=20"],
+            "(cnn, trained on digits) on data",
+        ),
+        (["pretrain", "model=gin", "data=BAD/empty.csv", "out=OUT", "target_columns=y"], "got an empty file"),
+        (["pretrain", "model=gin", "data=BAD/header.csv", "out=OUT", "target_columns=y", "task=regression"], "no rows"),
+        (["pretrain", "model=gin", "data=BAD/header.csv", "out=OUT", "target_columns=y"], "task: expected one of"),
+        (["pretrain", "model=gin", "data=esol", "out=OUT", "smiles_column=s"], "only used with data=<file.csv>"),
+        (["pretrain", "model=gin", "data=BAD/none.csv", "out=OUT"], "got 'BAD/none.csv' (no such file)"),
+        (["bench", "nope", "quick=true"], "bench name: expected one of ['backbones', 'datasets', 'equivariance_eval'"),
         (["pretrain", "data=rdkit_nci5k", "out=OUT"], "missing required key 'model'"),
         (["pretrain", "model=gin", "data=nope", "out=OUT"], "dataset name: expected one of"),
         (["pretrain", "model=gin", "data=rdkit_nci5k", "out=OUT", "epochs=abc"], "override epochs=abc: expected int"),
@@ -112,9 +242,16 @@ def test_pretrain_adapt_evaluate_report(pretrained, tmp_path, capsys):
         (["pretrain", "model=gin", "data=rdkit_nci5k", "out=OUT", "colour=red"], "unknown key 'colour'"),
     ],
 )
-def test_bad_input_is_one_line_and_leaves_no_run_folder(argv, message, tmp_path, capsys):
+def test_bad_input_is_one_line_and_leaves_no_run_folder(argv, message, tmp_path, capsys, image_checkpoint, bad_files):
     out_dir = tmp_path / "run"
-    argv = [a.replace("OUT", str(out_dir)) for a in argv]
-    code, _, err = run(capsys, *argv)
-    assert code == 2 and message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
-    assert not out_dir.exists() and not out_dir.with_name("run.partial").exists()
+    argv = [a.replace("OUT", str(out_dir)).replace("CNN", str(image_checkpoint)) for a in argv]
+    message = message.replace("BAD", str(bad_files))
+    code, _, err = run(capsys, *[a.replace("BAD", str(bad_files)) for a in argv])
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no run folder, partial folder or lock file
+
+
+def test_bench_takes_the_name_as_the_readme_writes_it(capsys):
+    # `geoadapt bench equivariance_eval quick=true` (README): the first word is the benchmark's name.
+    code, _, err = run(capsys, "bench", "equivariance_evaluation", "quick=true")
+    assert code == 2 and "got 'equivariance_evaluation'" in err and "equivariance_eval" in err

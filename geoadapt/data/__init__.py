@@ -1,6 +1,6 @@
 """Datasets: rdkit featurization and conformers, molecule sets, TU graphs, images, point clouds, cards."""
 
-from geoadapt.data.cards import card_names, files_present, load, read_card
+from geoadapt.data.cards import card_names, csv_card, files_present, load, read_card
 from geoadapt.data.featurize import MOLECULE_SPEC, smiles_to_data
 from geoadapt.data.molecules import MoleculeDataset, build_molecules, from_csv
 
@@ -9,6 +9,7 @@ __all__ = [
     "MoleculeDataset",
     "build_molecules",
     "card_names",
+    "csv_card",
     "files_present",
     "from_csv",
     "load",

@@ -1,7 +1,9 @@
-"""Dataset cards (``datasets/*.yaml`` at the top of the repository) and ``load(name)``."""
+"""Dataset cards (``geoadapt/datasets/*.yaml``, shipped with the package) and ``load(name)``."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +11,7 @@ import yaml
 
 from geoadapt.data.cache import data_root
 
-CARDS_DIR = Path(__file__).resolve().parents[2] / "datasets"
+CARDS_DIR = Path(__file__).resolve().parents[1] / "datasets"
 
 
 def card_names() -> list[str]:
@@ -23,6 +25,33 @@ def read_card(name: str) -> dict[str, Any]:
     if not path.is_file():
         raise ValueError(f"dataset name: expected one of {card_names()}, got {name!r}")
     return yaml.safe_load(path.read_text())
+
+
+def csv_card(
+    path: str | os.PathLike,
+    smiles_column: str = "smiles",
+    target_columns: Sequence[str] = ("y",),
+    task: str = "regression",
+    split: str = "random",
+) -> dict[str, Any]:
+    """A card for a CSV of the user's own molecules (SMILES and target columns), split ``random`` or ``scaffold``.
+
+    ``load(csv_card(...), split="train")`` then reads it like a named set (80/10/10, seed 0).
+    """
+    if split not in ("random", "scaffold"):
+        raise ValueError(f"split: expected 'random' or 'scaffold' for a CSV file, got {split!r}")
+    path = Path(path).resolve()
+    return {
+        "name": path.stem,
+        "title": f"molecules from {path}",
+        "kind": "molecules_csv",
+        "file": str(path),
+        "smiles_column": smiles_column,
+        "target_columns": list(target_columns),
+        "task": task,
+        "metric": "rmse" if task == "regression" else "accuracy",
+        "split": {"protocol": split, "fractions": [0.8, 0.1, 0.1], "seed": 0},
+    }
 
 
 def files_present(card: dict[str, Any], root: str | None = None) -> bool:
@@ -69,13 +98,16 @@ def split_indices(card: dict[str, Any], dataset: Any, fold: int = 0) -> dict[str
     )
 
 
-def load(name: str, root: str | None = None, split: str | None = None, fold: int = 0, **options: Any) -> Any:
-    """Load dataset ``name`` as its card says; ``split`` in ``train``/``val``/``test`` picks a part.
+def load(
+    name: str | dict[str, Any], root: str | None = None, split: str | None = None, fold: int = 0, **options: Any
+) -> Any:
+    """Load dataset ``name`` (a card name, or a card such as :func:`csv_card` makes) as its card says.
 
-    Molecule sets return a :class:`MoleculeDataset` (options: ``limit``, ``num_conformers``, ``seed``,
-    ``workers``, ``progress``); TU sets a PyG ``TUDataset``; ``digits`` an :class:`ImageDataset`.
+    ``split`` in ``train``/``val``/``test`` picks a part. Molecule sets return a :class:`MoleculeDataset`
+    (options: ``limit``, ``num_conformers``, ``seed``, ``workers``, ``progress``); TU sets a PyG
+    ``TUDataset``; ``digits`` an :class:`ImageDataset`.
     """
-    card = read_card(name)
+    card = read_card(name) if isinstance(name, str) else name
     kind = card["kind"]
     if kind == "tu":
         from geoadapt.data.graphs import load_tu
@@ -104,7 +136,7 @@ def load(name: str, root: str | None = None, split: str | None = None, fold: int
 
         return load_md17(card["molecule"], root)
     else:
-        raise ValueError(f"dataset card {name!r} kind: expected a known loader, got {kind!r}")
+        raise ValueError(f"dataset card {card['name']!r} kind: expected a known loader, got {kind!r}")
     if split is None:
         return dataset
     if split not in ("train", "val", "test"):

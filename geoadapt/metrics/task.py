@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import torch
 from torch import Tensor
+
+
+class UndefinedMetricWarning(UserWarning):
+    """A metric that is undefined on this data (e.g. ROC-AUC with one class) and was left out."""
 
 
 def regression_metrics(pred: Tensor, target: Tensor) -> dict[str, float]:
@@ -36,34 +41,55 @@ def predicted_class(logits: Tensor) -> Tensor:
     return logits.argmax(-1)
 
 
+def roc_auc(prob: Tensor, labels: Tensor) -> float | None:
+    """ROC-AUC from class probabilities ``(n, C)`` (``C = 1``: the positive class) and labels ``(n,)``.
+
+    Binary classifiers, with one logit or two, are scored by the positive-class probability; more classes
+    one-vs-rest, macro-averaged. Returns None, with a warning naming the classes present, when the AUC is
+    undefined because a class is missing from ``labels``; any other problem raises.
+    """
+    from sklearn.metrics import roc_auc_score
+
+    y = labels.detach().reshape(-1).long().numpy()
+    classes = max(prob.shape[-1], 2)
+    present = sorted(set(y.tolist()))
+    if len(present) < classes:
+        warnings.warn(
+            f"roc_auc: undefined with labels of {len(present)} class(es) {present} out of {classes}; left out",
+            UndefinedMetricWarning,
+            stacklevel=2,
+        )
+        return None
+    scores = prob.detach().double().numpy()
+    if classes == 2:
+        return float(roc_auc_score(y, scores[:, -1]))  # the positive class: the only column, or column 1
+    return float(roc_auc_score(y, scores, multi_class="ovr", labels=np.arange(classes)))
+
+
 def classification_metrics(logits: Tensor, labels: Tensor) -> dict[str, float]:
     """``accuracy``, macro ``precision``/``recall``/``f1`` and ``roc_auc`` (binary, or one-vs-rest).
 
-    ``logits``: ``(n, 1)`` binary logits or ``(n, C)`` class logits; ``labels``: ``(n,)`` ints.
+    ``logits``: ``(n, 1)`` binary logits or ``(n, C)`` class logits; ``labels``: ``(n,)`` ints. ``roc_auc``
+    is absent (with an :class:`UndefinedMetricWarning`) when a class is missing from ``labels``.
     """
-    from sklearn.metrics import precision_recall_fscore_support, roc_auc_score
+    from sklearn.metrics import precision_recall_fscore_support
 
     logits, labels = logits.detach().double(), labels.detach().reshape(-1).long()
     if logits.shape[-1] == 1:
-        prob = torch.sigmoid(logits[:, 0])
-        scores, average = prob.numpy(), "binary"
+        prob = torch.sigmoid(logits)
     else:
         prob = torch.softmax(logits, -1)
-        scores, average = prob.numpy(), "macro"
     pred = predicted_class(logits)
+    average = "binary" if logits.shape[-1] == 1 else "macro"
     y, p = labels.numpy(), pred.numpy()
     precision, recall, f1, _ = precision_recall_fscore_support(y, p, average=average, zero_division=0)
-    try:
-        if logits.shape[-1] == 1:
-            auc = roc_auc_score(y, scores)
-        else:
-            auc = roc_auc_score(y, scores, multi_class="ovr", labels=np.arange(logits.shape[-1]))
-    except ValueError:  # a class missing from this split: AUC undefined
-        auc = math.nan
-    return {
+    metrics = {
         "accuracy": float((pred == labels).double().mean()),
         "precision": float(precision),
         "recall": float(recall),
         "f1": float(f1),
-        "roc_auc": float(auc),
     }
+    auc = roc_auc(prob, labels)
+    if auc is not None:
+        metrics["roc_auc"] = auc
+    return metrics

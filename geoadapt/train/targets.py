@@ -29,6 +29,12 @@ def fit_normalization(loader: Iterable, spec: Spec) -> dict[str, list[float]]:
     one scale (the RMS of the entries), since a per-component shift or scale would break equivariance.
     """
     ys = torch.cat([split_batch(b)[1].reshape(-1, spec.output.dim).double() for b in loader])
+    bad = int((~torch.isfinite(ys)).any(1).sum())
+    if bad:
+        raise ValueError(
+            f"targets: expected finite regression targets, got {bad} training rows with NaN or infinite values "
+            "(drop them when loading; geoadapt.data.from_csv does and counts them)"
+        )
     if all(ir.l == 0 and ir.p == 1 for _, ir in spec.output):
         mean, std = ys.mean(0), ys.std(0).clamp_min(1e-8) if ys.shape[0] > 1 else torch.ones(ys.shape[1])
     else:

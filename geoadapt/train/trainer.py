@@ -54,6 +54,9 @@ class Trainer:
         model: takes a batch (PyG ``Batch`` or a tensor) and returns ``(rows, spec.output.dim)``.
         task: ``"regression"`` (MSE on standardized targets, stored as ``model.normalization``) or
             ``"classification"`` (one logit: binary cross-entropy; several: cross-entropy).
+        keep_normalization: reuse the target standardization the model carries (``model.normalization``,
+            e.g. the source task's) instead of fitting it on this task's training targets (the default:
+            a model adapted to a new task is trained on that task's scale).
         regularizers: equivariance regularizers (plain, mixed or constrained).
         strategy: a :class:`Strategy` (applied here if it is not yet), a strategy name (see
             ``geoadapt.adapt.STRATEGIES``; its options in ``strategy_options``) or None (train the model as it is).
@@ -95,6 +98,7 @@ class Trainer:
         progress: bool | None = None,
         strategy_options: dict[str, Any] | None = None,
         normalize_targets: bool = True,
+        keep_normalization: bool = False,
     ) -> None:
         if task not in TASKS:
             raise ValueError(f"task: expected one of {TASKS}, got {task!r}")
@@ -138,7 +142,14 @@ class Trainer:
         self.strategy = strategy
         self.model = self.strategy.model
         self.base_model = model
-        self.normalization: dict[str, list[float]] | None = getattr(model, "normalization", None)
+        self.normalization: dict[str, list[float]] | None = None  # fitted on the training targets in fit()
+        if keep_normalization:
+            self.normalization = getattr(model, "normalization", None)
+            if self.normalization is None and task == "regression" and normalize_targets:
+                raise ValueError(
+                    "keep_normalization: expected a model that carries a target standardization "
+                    "(model.normalization), got None"
+                )
         self.history: list[dict[str, float]] = []
         self.epoch = 0
         self.global_step = 0
@@ -211,6 +222,7 @@ class Trainer:
             self._build_optimizer()
         if self.resume and self.run_dir is not None and (self.run_dir / "last.pt").is_file():
             self._load_state(self.run_dir / "last.pt")
+            self.base_model.normalization = self.normalization  # the interrupted run's, restored with it
         forward_model = distributed.wrap(self.model) if ddp else self.model
         last = self.max_epochs if epochs is None else min(self.max_epochs, self.epoch + epochs)
         bar = tqdm(
@@ -293,7 +305,7 @@ class Trainer:
             if self.strategy.extra_loss is not None:
                 loss = loss + self.strategy.extra_loss()
             if not torch.isfinite(loss):
-                last = self.run_dir / "last.pt" if self.run_dir else None
+                last = self.run_dir / "last.pt" if self.run_dir and (self.run_dir / "last.pt").is_file() else None
                 raise FloatingPointError(
                     f"loss: expected a finite value, got {float(loss)} at epoch {epoch}, "
                     f"step {step}; stopped" + (f"; last good checkpoint: {last}" if last else "")

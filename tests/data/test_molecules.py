@@ -86,3 +86,44 @@ def test_scaffold_split_keeps_scaffolds_apart():
     assert sorted(sum((v.tolist() for v in parts.values()), [])) == list(range(10))
     with pytest.raises(ValueError, match="fractions"):
         random_split(10, (0.5, 0.1, 0.1))
+
+
+def test_dropped_rows_are_counted_by_reason_with_their_row_numbers(tmp_path, monkeypatch):
+    monkeypatch.setenv("GEOADAPT_CACHE", str(tmp_path / "cache"))
+    path = tmp_path / "mine.csv"
+    rows = ["CCO,1.0", "C1CC,2.0", "CCN,", "CCCl,NaN", "C[C@]12C[C@@]1(C)C2,3.0", "c1ccccc1O,4.0"]
+    path.write_text("smiles,y\n" + "\n".join(rows) + "\n")
+    dataset = from_csv(path, "smiles", ["y"], progress=False)
+    expected = {"nan_target": [2, 3], "parse": [1], "embed": [4]}
+    assert dataset.dropped == expected  # rows count data rows from 0, as pandas does
+    assert sorted(int(g.mol_id) for g in dataset.graphs) == [0, 5]
+    assert dataset.dropped_counts() == {"nan_target": 2, "parse": 1, "embed": 1, "first_rows": expected}
+    line = dataset.dropped_line()
+    assert line.startswith("mine: dropped 4 of 6 rows") and "unparsable SMILES (row 1)" in line
+    assert "2 NaN or empty targets (rows 2, 3)" in line and "failed 3D embeddings (row 4)" in line
+    assert dataset[[0]].dropped == expected  # a split keeps the record
+
+    def no_embedding(*args, **kwargs):
+        raise AssertionError("the cache should have been used")
+
+    monkeypatch.setattr(molecules_module, "embed_smiles", no_embedding)
+    assert from_csv(path, "smiles", ["y"], progress=False).dropped == expected  # the cache keeps the reasons
+
+
+def test_nan_targets_are_dropped_from_any_source(tmp_path, monkeypatch):
+    monkeypatch.setenv("GEOADAPT_CACHE", str(tmp_path))
+    dataset = build_molecules("nan", ["CCO", "CCN", "CCC"], [[float("nan")], [1.0], [2.0]], progress=False)
+    assert len(dataset) == 2 and dataset.dropped["nan_target"] == [0] and torch.isfinite(dataset.targets).all()
+
+
+def test_bad_csv_files_fail_in_one_clear_line(tmp_path):
+    empty, header, word = tmp_path / "empty.csv", tmp_path / "header.csv", tmp_path / "word.csv"
+    empty.write_text("")
+    header.write_text("smiles,y\n")
+    word.write_text("smiles,y\nCCO,1.0\nCCN,high\n")
+    with pytest.raises(ValueError, match="got an empty file"):
+        from_csv(empty)
+    with pytest.raises(ValueError, match="the file has no rows"):
+        from_csv(header)
+    with pytest.raises(ValueError, match="column 'y' row 1 of .*word.csv: expected a number .*got 'high'"):
+        from_csv(word)
