@@ -322,8 +322,13 @@ def _finish_run(folder: Path, trainer, model, val_loader, config: dict, extra: d
         trainer.spec.positions and all(sample.get(p) is not None for p in trainer.spec.positions)
     ):
         sample = None  # nothing in the data rotates: the curve would be zero by construction
-    # In target units, as every other equivariance error the run reports (the predictor de-standardizes).
-    errors = error_vs_angle(trainer.predictor(), sample, trainer.spec, angles).tolist() if sample is not None else None
+    # The headline error's definition: predictions in target units, relative to the targets' spread.
+    scale = trainer.equivariance_scale()
+    errors = (
+        error_vs_angle(trainer.predictor(), sample, trainer.spec, angles, scale).tolist()
+        if sample is not None
+        else None
+    )
     name = Path(config["out"]).name
     plot_history(folder, trainer.history, angles.tolist() if errors else None, errors, title=name)
     summary = {"run": name, **extra, **{f"val_{k}": v for k, v in metrics.items()}, "epochs": len(trainer.history)}

@@ -143,7 +143,7 @@ def test_overwrite_never_deletes_a_folder_geoadapt_did_not_make(tmp_path, capsys
 
 # --- real processes --------------------------------------------------------------------------------
 def test_a_second_run_on_the_same_out_fails_at_once(checkpoint, tmp_path):
-    first = start(adapt_args(checkpoint, "run", epochs=50), tmp_path)
+    first = start(adapt_args(checkpoint, "run", epochs=5000), tmp_path)  # still running when killed
     wait_for(tmp_path / "run.partial" / "config.yaml", first)
     second = subprocess.run(
         [sys.executable, "-m", "geoadapt", *adapt_args(checkpoint, "run", epochs=2)],

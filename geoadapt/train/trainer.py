@@ -423,6 +423,10 @@ class Trainer:
         return len(self.history) - 1 - self.best_epoch >= self.patience
 
     # --- evaluation ----------------------------------------------------------------------------
+    def equivariance_scale(self) -> Tensor | None:
+        """The block scales relative errors divide by: the targets' spread for regression, else the outputs'."""
+        return target_scale(self.normalization, self.spec) if self.task == "regression" else None
+
     @torch.no_grad()
     def evaluate(self, loader: Iterable) -> dict[str, float]:
         """Task metrics and, per group, the equivariance of the predictions in target units.
@@ -453,7 +457,7 @@ class Trainer:
             self.groups = [default_group(self.spec, batches[0])]
         generator = torch.Generator().manual_seed(self.seed)
         classifier = self.task == "classification"
-        scale = target_scale(self.normalization, self.spec) if self.task == "regression" else None
+        scale = self.equivariance_scale()
         for i, group in enumerate(self.groups):
             m = measure_equivariance(
                 predictor, batches, group, self.spec, self.eq_samples, generator, scale, classifier=classifier
