@@ -27,12 +27,17 @@ def median_time(fn: Callable[[], object], repeats: int = 3, warmup: int = 1) -> 
 
 
 def machine() -> dict:
-    """Where the numbers were measured."""
+    """Where the numbers were measured: cores, torch threads, versions, device."""
+    import os
+
+    cuda = torch.cuda.is_available()
     return {
+        "cores": os.cpu_count(),
+        "threads": torch.get_num_threads(),
         "python": platform.python_version(),
         "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
         "processor": platform.processor() or platform.machine(),
+        "device": torch.cuda.get_device_name(0) if cuda else "cpu",
     }
 
 

@@ -27,8 +27,9 @@ MOLECULAR_METHODS: dict[str, tuple[str, str | None]] = {
     "augment": ("augment", None),
     "frame_average": ("frame_average", None),
     "canonicalize": ("canonicalize", None),
-    "mixed": ("finetune", "mixed"),
+    "regularizer": ("finetune", "regularizer"),
     "constrained": ("finetune", "constrained"),
+    "mixed": ("finetune", "mixed"),
 }
 
 
@@ -49,31 +50,24 @@ class MethodResult:
         return self.trainer.predictor()
 
 
-def regularizers_for(kind: str | None, model: nn.Module, batch_fraction: float = 0.25) -> list[nn.Module]:
-    """The regularizer set of a method: none, mixed (SO3 vs O3, self-tuned), or constrained SO3."""
+def regularizers_for(kind: str | None, model: nn.Module, group: Group | None = None) -> list[nn.Module]:
+    """The regularizers of a method, all with the library's defaults (nothing tuned per target).
+
+    ``regularizer``: the plain regularizer (self-setting weight, the task's distance); ``constrained``: the
+    constraint ``E[R] <= ε`` with the default ε; ``mixed``: SO(3) and O(3) with self-tuned shares. ``group``
+    defaults to SO(3).
+    """
     if kind is None:
         return []
-    spec = model.spec
-    if kind == "mixed":
-        return [
-            MixedEquivarianceRegularizer(
-                [
-                    EquivarianceRegularizer(SO3(), spec, weight=5.0, batch_fraction=batch_fraction, name="SO3"),
-                    EquivarianceRegularizer(O3(), spec, weight=5.0, batch_fraction=batch_fraction, name="O3"),
-                ]
-            )
-        ]
+    spec, group = model.spec, group or SO3()
+    if kind == "regularizer":
+        return [EquivarianceRegularizer(group, spec)]
     if kind == "constrained":
-        # ε bounds the MSE of standardized outputs; 1e-3 puts the relative error in target units near 0.01
-        # (score ≈ 0.99) on ChEMBL2321810. Looser ε (2e-3 to 3e-3) gave lower RMSE at scores near 0.986;
-        # starting at 1e-2 (homotopy) lets the task loss move first.
-        term = EquivarianceRegularizer(SO3(), spec, batch_fraction=batch_fraction, name="SO3")
-        return [
-            ConstrainedEquivarianceRegularizer(
-                term, epsilon=1e-3, dual_lr=30.0, initial_multiplier=3.0, homotopy=(1e-2, 6)
-            )
-        ]
-    raise ValueError(f"regularizer kind: expected None, 'mixed' or 'constrained', got {kind!r}")
+        return [ConstrainedEquivarianceRegularizer(EquivarianceRegularizer(group, spec))]
+    if kind == "mixed":
+        terms = [EquivarianceRegularizer(SO3(), spec, name="SO3"), EquivarianceRegularizer(O3(), spec, name="O3")]
+        return [MixedEquivarianceRegularizer(terms)]
+    raise ValueError(f"regularizer kind: expected None, 'regularizer', 'constrained' or 'mixed', got {kind!r}")
 
 
 def adapt_once(
@@ -97,7 +91,7 @@ def adapt_once(
     trainer = Trainer(
         model,
         task,
-        regularizers_for(kind, model),
+        regularizers_for(kind, model, groups[0] if groups else None),
         strategy=strategy,
         groups=list(groups),
         max_epochs=epochs,

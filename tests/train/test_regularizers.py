@@ -37,7 +37,7 @@ def test_penalty_zero_for_equivariant_models(molecules):
 def test_mse_penalty_equals_the_mean_squared_difference_by_hand(molecules):
     data = to_dtype(molecules, torch.float64)
     model = build("naive_gnn").double().eval()
-    reg = EquivarianceRegularizer(SO3(), model.spec, n_samples=2)
+    reg = EquivarianceRegularizer(SO3(), model.spec, n_samples=2, batch_fraction=1.0)
     _, (penalty,) = stacked_forward(model, data, [reg], torch.Generator().manual_seed(3))
     copies = reg.sample(data, torch.Generator().manual_seed(3))  # the same rotations
     R = copies.elements
@@ -59,7 +59,7 @@ def test_kl_penalty_equals_the_divergence_by_hand(molecules):
     data = to_dtype(molecules, torch.float64)
     data.eigvecs = torch.randn(data.num_nodes, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     model = build("gin", out_dim=3, pe="eigvecs", pe_dim=4).double().eval()
-    reg = EquivarianceRegularizer(SignFlip(), model.spec, distance="kl")
+    reg = EquivarianceRegularizer(SignFlip(), model.spec, distance="kl", batch_fraction=1.0)
     out, (penalty,) = stacked_forward(model, data, [reg], torch.Generator().manual_seed(1))
     flipped = reg.sample(data, torch.Generator().manual_seed(1)).moved
     p, q = torch.softmax(model(data), -1), torch.softmax(model(flipped), -1)
@@ -68,7 +68,7 @@ def test_kl_penalty_equals_the_divergence_by_hand(molecules):
     assert float(penalty) > 1e-8
     # One logit: the Bernoulli divergence.
     binary = build("gin", out_dim=1, pe="eigvecs", pe_dim=4).double().eval()
-    one_logit = EquivarianceRegularizer(SignFlip(), binary.spec, distance="kl")
+    one_logit = EquivarianceRegularizer(SignFlip(), binary.spec, distance="kl", batch_fraction=1.0)
     _, (bernoulli,) = stacked_forward(binary, data, [one_logit], torch.Generator().manual_seed(1))
     a, b = torch.sigmoid(binary(data)), torch.sigmoid(binary(flipped))
     by_hand = (a * (a / b).log() + (1 - a) * ((1 - a) / (1 - b)).log()).mean()
