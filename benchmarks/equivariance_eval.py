@@ -1,21 +1,26 @@
-"""Equivariance evaluation of a molecule set: one stacked forward vs a loop of K forwards vs e3nn's checker.
+"""What measuring equivariance costs: geoadapt against the model's own forwards and against e3nn's checker.
 
-For each model, every route measures the same thing on the same molecules (rdkit NCI-5K, ETKDG
-conformers): the error of the model under K random rotations per molecule.
+For each backbone, on the same molecules (rdkit NCI-5K, ETKDG conformers, in chunks of molecules):
 
-- batched: geoadapt.metrics.equivariance_error — the original batch and its K rotated copies stacked
-  into ONE forward pass per chunk of molecules;
-- looped: the same rotations applied by geoadapt, but K + 1 separate forward passes per chunk;
-- e3nn: ``e3nn.util.test.equivariance_error`` with ``ntrials=K`` (one shared rotation per trial,
-  parity and translation tests off, 2 forwards per trial).
+- geoadapt: ``geoadapt.metrics.equivariance_error`` with K SO(3) samples per molecule, copies stacked into one
+  forward or run one copy per forward as the model declares (``stack_copies``; both are also timed);
+- own forwards: the model alone, K + 1 forwards of each chunk (the least any measurement needs);
+- e3nn.util.test: ``e3nn.util.test.equivariance_error`` with ``ntrials=K`` (one rotation per trial, parity
+  and translation off, 2 forwards per trial).
 
-Run: ``python benchmarks/equivariance_eval.py [--molecules 1000 --samples 16]``; writes results/equivariance_eval.json.
+Each route runs once per repeat, the routes interleaved; the table shows the medians of the per-repeat
+ratios with their min-max spread.
+
+Run: ``python benchmarks/equivariance_eval.py [--molecules 1000 --samples 16 --repeats 5]``; writes
+results/equivariance_eval.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -23,26 +28,21 @@ from e3nn.util.test import equivariance_error as e3nn_equivariance_error
 from torch_geometric.data import Batch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import median_time, output_dir, save_json  # noqa: E402
+from _common import output_dir, save_json  # noqa: E402
 
 from geoadapt.data.molecules import build_molecules  # noqa: E402
 from geoadapt.data.rdkit_sets import read_nci5k  # noqa: E402
 from geoadapt.groups import SO3  # noqa: E402
 from geoadapt.metrics import equivariance_error  # noqa: E402
+from geoadapt.metrics.compare import should_stack  # noqa: E402
 from geoadapt.models import build  # noqa: E402
 from geoadapt.report import table  # noqa: E402
 
 
-def looped(model, chunk: Batch, group, spec, K: int, gen: torch.Generator) -> torch.Tensor:
-    """K + 1 forward passes per chunk: f(x) once, then f(g_k x) for each copy."""
-    fx = model(chunk)
-    errors = []
-    for _ in range(K):
-        g = group.sample_like(chunk, gen)
-        fgx = model(group.act(g, chunk, spec))
-        expected = group.act_output(g, fx, spec)
-        errors.append((fgx - expected).norm(dim=-1) / (expected.norm(dim=-1) + 1e-12))
-    return torch.stack(errors)
+def own_forwards(model, chunk: Batch, K: int) -> None:
+    """The model alone: K + 1 forwards of the chunk, no transformation, no comparison."""
+    for _ in range(K + 1):
+        model(chunk)
 
 
 def e3nn_route(model, chunk: Batch, K: int) -> dict:
@@ -64,14 +64,26 @@ def e3nn_route(model, chunk: Batch, K: int) -> dict:
     )
 
 
+def ratio(times: dict[str, list[float]], a: str, b: str) -> tuple[float, float, float]:
+    """Median, min and max over repeats of the time of route ``a`` over route ``b`` in the same repeat."""
+    values = [x / y for x, y in zip(times[a], times[b])]
+    return statistics.median(values), min(values), max(values)
+
+
 def routes(model, spec, chunks: list[Batch], K: int) -> dict:
-    """The three routes, each evaluating every chunk once."""
+    """Every route, each evaluating every chunk once."""
     group = SO3()
+
+    def ours(stack):
+        return lambda: [
+            equivariance_error(model, c, group, spec, K, torch.Generator().manual_seed(0), stack=stack) for c in chunks
+        ]
+
     return {
-        "batched": lambda: [
-            equivariance_error(model, c, group, spec, K, torch.Generator().manual_seed(0)) for c in chunks
-        ],
-        "looped": lambda: [looped(model, c, group, spec, K, torch.Generator().manual_seed(0)) for c in chunks],
+        "geoadapt": ours(None),
+        "stacked": ours(True),
+        "one copy per forward": ours(False),
+        "own forwards": lambda: [own_forwards(model, c, K) for c in chunks],
         "e3nn.util.test": lambda: [e3nn_route(model, c, K) for c in chunks],
     }
 
@@ -102,43 +114,59 @@ def main(argv: list[str] | None = None) -> dict:
             chunks = [Batch.from_data_list(data.graphs[i : i + size]) for i in range(0, len(data), size)]
             with torch.no_grad():
                 timed = routes(model, model.spec, chunks, K)
-                times = {r: median_time(fn, args.repeats, warmup=0 if args.quick else 1) for r, fn in timed.items()}
-                batched_err = torch.cat([e.flatten() for e in timed["batched"]()])
+                times: dict[str, list[float]] = {r: [] for r in timed}
+                for repeat in range(args.repeats + (0 if args.quick else 1)):  # the first round warms up
+                    for route, fn in timed.items():
+                        start = time.perf_counter()
+                        fn()
+                        if repeat > 0 or args.quick:
+                            times[route].append(time.perf_counter() - start)
+                errors = torch.cat([e.flatten() for e in timed["geoadapt"]()])
+
+            over_own, e3nn_over = ratio(times, "geoadapt", "own forwards"), ratio(times, "e3nn.util.test", "geoadapt")
             record = {
                 "model": name,
                 "molecules": len(data),
                 "samples": K,
                 "chunk": size,
-                "seconds": times,
-                "looped_over_batched": times["looped"] / times["batched"],
-                "e3nn_over_batched": times["e3nn.util.test"] / times["batched"],
-                "mean_error": float(batched_err.mean()),
-                "max_error": float(batched_err.max()),
+                "stack_copies": should_stack(model),
+                "seconds": {r: statistics.median(v) for r, v in times.items()},
+                "geoadapt_over_own_forwards": over_own,
+                "e3nn_over_geoadapt": e3nn_over,
+                "stacked_over_one_copy_per_forward": ratio(times, "stacked", "one copy per forward"),
+                "mean_error": float(errors.mean()),
             }
             records.append(record)
             rows.append(
                 [
                     name,
                     size,
-                    f"{times['batched']:.3f}",
-                    f"{times['looped']:.3f}",
-                    f"{times['e3nn.util.test']:.3f}",
-                    f"{record['looped_over_batched']:.2f}x",
-                    f"{record['e3nn_over_batched']:.2f}x",
+                    "stacked" if record["stack_copies"] else "one copy per forward",
+                    f"{record['seconds']['geoadapt']:.3f}",
+                    f"{record['seconds']['own forwards']:.3f}",
+                    f"{record['seconds']['e3nn.util.test']:.3f}",
+                    "{:.2f}x [{:.2f}-{:.2f}]".format(*over_own),
+                    "{:.2f}x [{:.2f}-{:.2f}]".format(*e3nn_over),
+                    "{:.2f}x".format(record["stacked_over_one_copy_per_forward"][0]),
                     f"{record['mean_error']:.1e}",
                 ]
             )
     header = [
         "model",
         "chunk",
-        "batched s",
-        "looped s",
+        "copies run",
+        "geoadapt s",
+        "own K+1 forwards s",
         "e3nn.util.test s",
-        "looped/batched",
-        "e3nn/batched",
+        "geoadapt / own",
+        "e3nn / geoadapt",
+        "stacked / per copy",
         "mean error",
     ]
-    print(f"Equivariance evaluation: {len(data)} molecules x {K} SO(3) samples, median of {args.repeats}\n")
+    print(
+        f"Equivariance evaluation: {len(data)} molecules x {K} SO(3) samples, {args.repeats} interleaved repeats "
+        "(median [min-max] of per-repeat ratios)\n"
+    )
     print(table(header, rows))
     payload = {"benchmark": "equivariance_eval", "rows": records}
     path = save_json("equivariance_eval", payload, output_dir(args))

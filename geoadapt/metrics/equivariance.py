@@ -130,6 +130,7 @@ def equivariance_error(
     n_samples: int | None = 8,
     generator: torch.Generator | None = None,
     scale: Tensor | float | Sequence[float] | None = None,
+    stack: bool | None = None,
 ) -> Tensor:
     """Relative equivariance error of ``model`` under ``group``, per copy and sample: ``(K, B)``.
 
@@ -145,8 +146,9 @@ def equivariance_error(
         group: the symmetry. ``n_samples=None`` enumerates a finite group.
         spec: irreps of the input fields and of the output.
         scale: the block scales ``s_j`` to use instead of the outputs' spread.
+        stack: copies in one forward with the batch, one copy per forward, or as the model declares (``None``).
     """
-    return measure_equivariance(model, data, group, spec, n_samples, generator, scale).relative
+    return measure_equivariance(model, data, group, spec, n_samples, generator, scale, stack=stack).relative
 
 
 def score_from_error(error: Tensor) -> float:
