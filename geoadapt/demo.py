@@ -52,10 +52,10 @@ def equivariance_table(num_molecules: int = 64, n_samples: int = 8, seed: int = 
 
 def adaptation_story(
     out_dir: Path,
-    source_molecules: int = 1500,
+    source_molecules: int = 600,
     pretrain_epochs: int = 15,
     adapt_epochs: int = 15,
-    methods: tuple[str, ...] = ("finetune", "augment", "constrained"),
+    methods: tuple[str, ...] = ("finetune", "augment", "regularizer", "constrained"),
     seed: int = 0,
     target_limit: int | None = None,
 ) -> str:
@@ -179,7 +179,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--molecules", type=int, default=64, help="molecules in the report")
     parser.add_argument("--samples", type=int, default=8, help="group samples per molecule in the report")
     parser.add_argument("--quick", action="store_true", help="a tiny adaptation story (for tests)")
-    parser.add_argument("--out", type=Path, default=Path("results/demo"))
+    # runs/ is not tracked: the demo never rewrites files of the repository.
+    parser.add_argument("--out", type=Path, default=Path("runs/demo"))
     args = parser.parse_args(argv)
     if args.report:
         print(equivariance_table(args.molecules, args.samples))

@@ -55,13 +55,20 @@ def test_demo_report(capsys):
     assert "e3nn_gnn" in out and "naive_gnn" in out and "Permutation" in out
 
 
-def test_demo_story_quick(tmp_path, capsys):
+def test_demo_story_quick_writes_outside_the_tracked_files(tmp_path, capsys, monkeypatch):
+    import subprocess
+
     from geoadapt.demo import main
 
-    main(["--quick", "--out", str(tmp_path)])
+    repo = Path(__file__).resolve().parents[1]
+    monkeypatch.chdir(tmp_path)
+    main(["--quick"])  # the default output folder, relative to where it runs
+    out_dir = tmp_path / "runs" / "demo"
     out = capsys.readouterr().out
-    summary = json.loads((tmp_path / "summary.json").read_text())
-    assert [m["method"] for m in summary["methods"]] == ["finetune", "augment", "constrained"]
+    summary = json.loads((out_dir / "summary.json").read_text())
+    assert [m["method"] for m in summary["methods"]] == ["finetune", "augment", "regularizer", "constrained"]
     assert all(_finite(m["metrics"]) for m in summary["methods"])
-    assert (tmp_path / "equivariance_error.png").is_file() and (tmp_path / "error_vs_angle.png").is_file()
-    assert out.count("\n|") >= 5
+    assert (out_dir / "equivariance_error.png").is_file() and (out_dir / "error_vs_angle.png").is_file()
+    assert out.count("\n|") >= 6
+    ignored = subprocess.run(["git", "check-ignore", "-q", "runs/demo/summary.json"], cwd=repo)
+    assert ignored.returncode == 0  # in the repository, git ignores what the demo writes
