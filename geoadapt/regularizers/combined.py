@@ -75,7 +75,9 @@ class ConstrainedEquivarianceRegularizer(nn.Module):
     optimization": the loss gains ``λ (R - ε)``. The multiplier follows the *relative* violation,
     ``λ <- max(0, λ + dual_lr (R - ε - u) / ε)``, after every training step (``dual_update="step"``, the
     default: λ reaches the size the constraint needs within the epochs given) or once per epoch on the epoch
-    mean (``"epoch"``). Dividing by ε makes ``dual_lr`` mean the same for every tolerance. ``R`` is in the
+    mean (``"epoch"``). Dividing by ε makes ``dual_lr`` mean the same for every tolerance. The ascent aims at
+    ``margin * ε`` on the training batches (default 0.8), so that ``E[R] <= ε`` holds on data the model was
+    not trained on, where the penalty is a little higher. ``R`` is in the
     units of the penalty (for ``distance="mse"`` in the Trainer: the mean squared difference of standardized
     outputs, so ``ε = 1e-3`` asks for an RMS change of about 3% of the targets' spread).
     ``homotopy=(ε_start, epochs)`` tightens ε geometrically from ``ε_start`` to ``epsilon`` over ``epochs``.
@@ -98,6 +100,7 @@ class ConstrainedEquivarianceRegularizer(nn.Module):
         resilient: bool = False,
         slack_cost: float = 10.0,
         dual_update: str = "step",
+        margin: float = 0.8,
         name: str | None = None,
     ) -> None:
         super().__init__()
@@ -107,6 +110,9 @@ class ConstrainedEquivarianceRegularizer(nn.Module):
             raise ValueError(f"dual_update: expected 'step' or 'epoch', got {dual_update!r}")
         if not dual_lr > 0:
             raise ValueError(f"dual_lr: expected > 0, got {dual_lr}")
+        if not 0 < margin <= 1:
+            raise ValueError(f"margin: expected a number in (0, 1], got {margin}")
+        self.margin = float(margin)
         self.term = regularizer
         self.epsilon_final, self.dual_lr, self.homotopy = float(epsilon), float(dual_lr), homotopy
         self.resilient, self.slack_cost, self.dual_update = resilient, float(slack_cost), dual_update
@@ -138,7 +144,8 @@ class ConstrainedEquivarianceRegularizer(nn.Module):
         return self.multiplier * (penalties[0] - self.epsilon - self.slack_value)
 
     def _ascend(self, value: float) -> None:
-        relative = (value - self.epsilon - self.slack) / self.epsilon
+        # The training batches are pushed below margin * ε so that the bound also holds on held-out data.
+        relative = (value - self.margin * self.epsilon - self.slack) / self.epsilon
         self.violation.fill_(value - self.epsilon - self.slack)
         updated = max(0.0, float(self.multiplier) + self.dual_lr * relative)
         self.multiplier.fill_(updated)

@@ -75,7 +75,7 @@ class EquivarianceRegularizer(nn.Module):
         batch_fraction: float = 0.5,
         every: int = 4,
         balance_every: int = 20,
-        balance_ratio: float = 0.2,
+        balance_ratio: float = 0.1,
     ) -> None:
         super().__init__()
         if distance not in (*DISTANCES, "auto"):

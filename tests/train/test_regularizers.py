@@ -160,7 +160,7 @@ def test_regularized_training_keeps_symmetry_on_real_molecules(chembl_loaders):
 def test_dual_ascent_follows_the_relative_violation_both_ways():
     spec = Spec(output="0e")
     term = EquivarianceRegularizer(SO3(), spec)
-    c = ConstrainedEquivarianceRegularizer(term, epsilon=0.1, dual_lr=0.5, initial_multiplier=0.0)
+    c = ConstrainedEquivarianceRegularizer(term, epsilon=0.1, dual_lr=0.5, initial_multiplier=0.0, margin=1.0)
     c.step_update([0.6])
     assert float(c.multiplier) == pytest.approx(0.5 * (0.6 - 0.1) / 0.1)  # 2.5
     c.step_update([0.35])
@@ -170,11 +170,15 @@ def test_dual_ascent_follows_the_relative_violation_both_ways():
     for _ in range(10):
         c.step_update([0.0])
     assert float(c.multiplier) == 0.0  # and never below zero
-    per_epoch = ConstrainedEquivarianceRegularizer(term, epsilon=0.1, dual_lr=0.5, dual_update="epoch")
+    per_epoch = ConstrainedEquivarianceRegularizer(term, epsilon=0.1, dual_lr=0.5, dual_update="epoch", margin=1.0)
     per_epoch.step_update([0.6])
     assert float(per_epoch.multiplier) == 1.0  # epoch mode ignores steps
     per_epoch.end_epoch([0.6])
     assert float(per_epoch.multiplier) == pytest.approx(1.0 + 2.5)
+    # By default the training batches are pushed below 0.8 ε, so that held-out data meets ε.
+    aiming = ConstrainedEquivarianceRegularizer(term, epsilon=0.1, dual_lr=0.5, initial_multiplier=0.0)
+    aiming.step_update([0.09])
+    assert float(aiming.multiplier) == pytest.approx(0.5 * (0.09 - 0.08) / 0.1)
     with pytest.raises(ValueError, match="dual_update: expected 'step' or 'epoch'"):
         ConstrainedEquivarianceRegularizer(term, dual_update="often")
 
