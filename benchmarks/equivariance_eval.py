@@ -64,10 +64,10 @@ def e3nn_route(model, chunk: Batch, K: int) -> dict:
     )
 
 
-def ratio(times: dict[str, list[float]], a: str, b: str) -> tuple[float, float, float]:
-    """Median, min and max over repeats of the time of route ``a`` over route ``b`` in the same repeat."""
+def ratio(times: dict[str, list[float]], a: str, b: str) -> list[float]:
+    """``[median, min, max]`` over repeats of the time of route ``a`` over route ``b`` in the same repeat."""
     values = [x / y for x, y in zip(times[a], times[b])]
-    return statistics.median(values), min(values), max(values)
+    return [statistics.median(values), min(values), max(values)]
 
 
 def routes(model, spec, chunks: list[Batch], K: int) -> dict:

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from geoadapt.groups import O3, SO3, Group, Permutation
+from geoadapt.models import build
 from geoadapt.models import load as load_model
 from geoadapt.regularizers import (
     ConstrainedEquivarianceRegularizer,
@@ -72,7 +73,7 @@ def regularizers_for(kind: str | None, model: nn.Module, group: Group | None = N
 
 def adapt_once(
     method: str,
-    checkpoint: str,
+    checkpoint: str | None,
     loaders: Sequence[Any],
     seed: int,
     epochs: int,
@@ -81,13 +82,15 @@ def adapt_once(
     task: str = "regression",
     progress: bool | None = False,
 ) -> MethodResult:
-    """Adapt the pretrained checkpoint with ``method`` on ``loaders = (train, val, test)``; evaluate on test."""
+    """Adapt the pretrained checkpoint with ``method`` on ``loaders = (train, val, test)``; evaluate on test.
+
+    ``checkpoint=None`` trains a fresh coordinate-naive GNN instead (seeded), the from-scratch reference.
+    """
     if method not in MOLECULAR_METHODS:
         raise ValueError(f"method: expected one of {list(MOLECULAR_METHODS)}, got {method!r}")
     strategy, kind = MOLECULAR_METHODS[method]
     torch.manual_seed(seed)
-    model = load_model(checkpoint)
-    model.normalization = None  # standardize on the target task
+    model = load_model(checkpoint) if checkpoint is not None else build("naive_gnn")
     trainer = Trainer(
         model,
         task,

@@ -33,7 +33,6 @@ def _finite(value) -> bool:
         "equivariance_eval",
         "regularizer_overhead",
         "backbones",
-        "molecular_adaptation",
         "image_adaptation",
         "graph_classification",
     ],
@@ -45,6 +44,20 @@ def test_quick_run(script, tmp_path, capsys):
     assert all(_finite(row) for row in payload["rows"])
     printed = capsys.readouterr().out
     assert printed.count("\n|") >= len(payload["rows"]) + 1  # header, rule and one line per row
+
+
+def test_molecular_adaptation_quick_run(tmp_path, capsys):
+    _load("molecular_adaptation").main(["--quick", "--out", str(tmp_path)])
+    saved = json.loads((tmp_path / "molecular_adaptation_rdkit_chembl2321810.json").read_text())
+    assert saved["machine"]["cores"] >= 1 and set(saved["backbones"]) == {"pretrained", "scratch"}
+    for result in saved["backbones"].values():
+        assert set(result["summary"]) == {"finetune", "regularizer", "constrained"}
+        assert len(result["runs"]) == 2 * 3 and set(result["checks"]) == {"regularizer", "constrained"}
+        assert all(
+            math.isfinite(v[0]) for s in result["summary"].values() for k, v in s.items() if k != "constraint_met"
+        )
+    printed = capsys.readouterr().out
+    assert printed.count("#### rdkit_chembl2321810") == 2 and "error cut" in printed
 
 
 def test_demo_report(capsys):

@@ -68,16 +68,21 @@ class MixedEquivarianceRegularizer(nn.Module):
         return {f"{self.name}/{k}/weight": v for k, v in self.weights().items()}
 
 
+MULTIPLIER_RANGE = (1e-4, 1e6)
+
+
 class ConstrainedEquivarianceRegularizer(nn.Module):
     """``min task loss  s.t.  E[R] <= epsilon``, solved by dual ascent on a Lagrange multiplier.
 
     In the spirit of Manolache et al., "Learning (approximately) equivariant networks via constrained
-    optimization": the loss gains ``λ (R - ε)``. The multiplier follows the *relative* violation,
-    ``λ <- max(0, λ + dual_lr (R - ε - u) / ε)``, after every training step (``dual_update="step"``, the
-    default: λ reaches the size the constraint needs within the epochs given) or once per epoch on the epoch
-    mean (``"epoch"``). Dividing by ε makes ``dual_lr`` mean the same for every tolerance. The ascent aims at
-    ``margin * ε`` on the training batches (default 0.8), so that ``E[R] <= ε`` holds on data the model was
-    not trained on, where the penalty is a little higher. ``R`` is in the
+    optimization": the loss gains ``λ (R - ε)``. The multiplier ascends in log space on the *relative*
+    violation, ``log λ <- log λ + dual_lr clip((R - m ε - u) / ε, -1, 1)``, after every step that computed the
+    penalty (``dual_update="step"``, the default) or once per epoch on the epoch mean (``"epoch"``). A step
+    in log space adapts to the size λ needs, whatever it is: a multiplier that must reach 100 gets there in
+    tens of steps, not thousands, and falls as fast once the constraint holds (an additive step of fixed size
+    either crawls or overshoots). Dividing by ε makes ``dual_lr`` mean the same for every tolerance. The ascent
+    aims at ``m ε`` on the training batches (``margin``, default 0.8), so that ``E[R] <= ε`` holds on data the
+    model was not trained on, where the penalty is a little higher. λ stays in ``[1e-4, 1e6]``. ``R`` is in the
     units of the penalty (for ``distance="mse"`` in the Trainer: the mean squared difference of standardized
     outputs, so ``ε = 1e-3`` asks for an RMS change of about 3% of the targets' spread).
     ``homotopy=(ε_start, epochs)`` tightens ε geometrically from ``ε_start`` to ``epsilon`` over ``epochs``.
@@ -94,7 +99,7 @@ class ConstrainedEquivarianceRegularizer(nn.Module):
         self,
         regularizer: EquivarianceRegularizer,
         epsilon: float = 1e-3,
-        dual_lr: float = 0.05,
+        dual_lr: float = 0.1,
         initial_multiplier: float = 1.0,
         homotopy: tuple[float, int] | None = None,
         resilient: bool = False,
@@ -110,6 +115,8 @@ class ConstrainedEquivarianceRegularizer(nn.Module):
             raise ValueError(f"dual_update: expected 'step' or 'epoch', got {dual_update!r}")
         if not dual_lr > 0:
             raise ValueError(f"dual_lr: expected > 0, got {dual_lr}")
+        if not initial_multiplier > 0:
+            raise ValueError(f"initial_multiplier: expected > 0 (the ascent is in log space), got {initial_multiplier}")
         if not 0 < margin <= 1:
             raise ValueError(f"margin: expected a number in (0, 1], got {margin}")
         self.margin = float(margin)
@@ -147,7 +154,8 @@ class ConstrainedEquivarianceRegularizer(nn.Module):
         # The training batches are pushed below margin * ε so that the bound also holds on held-out data.
         relative = (value - self.margin * self.epsilon - self.slack) / self.epsilon
         self.violation.fill_(value - self.epsilon - self.slack)
-        updated = max(0.0, float(self.multiplier) + self.dual_lr * relative)
+        step = self.dual_lr * min(max(relative, -1.0), 1.0)
+        updated = min(max(float(self.multiplier) * math.exp(step), MULTIPLIER_RANGE[0]), MULTIPLIER_RANGE[1])
         self.multiplier.fill_(updated)
         if self.resilient:
             self.slack_value.fill_(updated * self.epsilon / self.slack_cost)
