@@ -34,6 +34,7 @@ def _finite(value) -> bool:
         "regularizer_overhead",
         "backbones",
         "image_adaptation",
+        "classification_adaptation",
         "graph_classification",
     ],
 )
