@@ -12,7 +12,7 @@ classifiers, whether the constraint held on the validation data, and wall time a
 mean ± std over seeds. Each target writes results/molecular_adaptation_<target>.{json,md}; ``--report`` prints
 the table of every target found in results/.
 
-Run: ``python benchmarks/molecular_adaptation.py --targets esol [--seeds 3 --backbones pretrained,scratch]``.
+Run: ``python benchmarks/molecular_adaptation.py --targets esol [--seeds 3 --backbones pretrained,scratch --limit 1000]``.
 """
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ def section(target: str, backbone: str, summary: dict, classification: bool, siz
 
 
 def run_target(args, target: str, out_dir: Path, checkpoint: Path | None) -> dict:
-    limit = 80 if args.quick else None
+    limit = 80 if args.quick else args.limit
     parts = [load(target, split=s, limit=limit, progress=False) for s in ("train", "val", "test")]
     task = parts[0].task
     classification = task == "classification"
@@ -167,6 +167,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--source-molecules", type=int, default=4999)
     parser.add_argument("--pretrain-epochs", type=int, default=30)
+    parser.add_argument("--limit", type=int, default=None, help="the first N molecules of each target, before the split")
     parser.add_argument("--report", action="store_true", help="print the tables already in the output folder")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", type=Path, default=None)

@@ -424,17 +424,34 @@ def _regularizers(config: dict[str, Any], spec) -> list:
         if "group" not in entry:
             raise ConfigError(f"regularizers: expected entries with a 'group' key, got {entry}")
         group = group_from_name(entry.pop("group"))
+        entry = _numbers(entry, "regularizers", ("n_samples", "batch_fraction", "balance_ratio", "every", "weight"))
         terms.append(EquivarianceRegularizer(group, spec, name=repr(group), **entry))
     if not terms:
         return []
     if config["mixed"]:
         return [MixedEquivarianceRegularizer(terms)]
     if config["constrained"]:
-        options = dict(config["constrained"])
+        options = _numbers(
+            dict(config["constrained"]),
+            "constrained",
+            ("epsilon", "dual_lr", "initial_multiplier", "slack_cost", "margin"),
+        )
         if "homotopy" in options and options["homotopy"] is not None:
             options["homotopy"] = tuple(options["homotopy"])
         return [ConstrainedEquivarianceRegularizer(t, **options) for t in terms]
     return terms
+
+
+def _numbers(options: dict[str, Any], field: str, keys: tuple[str, ...]) -> dict[str, Any]:
+    """Numbers YAML reads as text (``1e-9`` is a string in YAML 1.1) become floats; anything else is an error."""
+    for key in keys:
+        value = options.get(key)
+        if isinstance(value, str) and not (key == "weight" and value == "auto"):
+            try:
+                options[key] = float(value)
+            except ValueError:
+                raise ConfigError(f"{field}.{key}: expected a number, got {value!r}") from None
+    return options
 
 
 STRATEGY_SHORTCUTS = {"head_policy": "head_policy", "freeze": "patterns", "rank": "rank", "n_samples": "n_samples"}
@@ -510,13 +527,25 @@ def cmd_adapt(config: dict[str, Any]) -> None:
         }
         for reg in regularizers:
             extra.update(reg.log())
+        extra.update({"constraints": trainer.constraints, "warnings": trainer.warnings})
         summary = _finish_run(folder, trainer, strategy.model, val, config, extra)  # adapters and wrappers too
     print(
         f"adapted on {config['data']} with {config['strategy']}"
         f"{' + ' + ', '.join(repr(r.name) for r in regularizers) if regularizers else ''}: "
         f"val rmse/accuracy {summary.get('val_rmse', summary.get('val_accuracy')):.4g}, "
-        f"equivariance error {summary.get('val_equivariance_error', math.nan):.3g}; run folder {config['out']}"
+        f"equivariance error {summary.get('val_equivariance_error', math.nan):.3g}"
+        f"{''.join('; ' + constraint_line(c) for c in trainer.constraints)}; run folder {config['out']}"
     )
+
+
+def constraint_line(report: dict[str, Any]) -> str:
+    """``E[R] <= ε met (measured m)`` or ``... NOT met: measured m, d above the bound``, for one constraint."""
+    head = f"{report['constraint']} E[R] <= {report['epsilon']:.3g}"
+    if report.get("slack"):
+        head += f" + slack {report['slack']:.3g}"
+    if report["met"]:
+        return f"{head} met (measured {report['measured']:.3g} on the validation data)"
+    return f"{head} NOT met: measured {report['measured']:.3g} on the validation data, {report['miss']:.3g} above"
 
 
 def report_card(config: dict[str, Any]) -> dict[str, Any]:

@@ -210,6 +210,24 @@ def bad_files(tmp_path_factory) -> Path:
     return folder
 
 
+@pytest.mark.parametrize("epsilon,met", [(1e-9, False), (10.0, True)])
+def test_adapt_says_whether_the_constraint_holds(pretrained, tmp_path, capsys, epsilon, met):
+    out_dir = tmp_path / "ad"
+    code, out, _ = run(
+        capsys, "adapt", f"checkpoint={pretrained / 'model.pt'}", "data=rdkit_chembl2321810", f"out={out_dir}",
+        "limit=60", "epochs=1", "regularizers=[so3]", f"constrained={{epsilon: {epsilon}}}", "progress=false",
+    )  # fmt: skip
+    summary = json.loads((out_dir / "summary.json").read_text())
+    (report,) = summary["constraints"]
+    assert code == 0 and report["met"] is met and report["epsilon"] == epsilon
+    last = out.strip().splitlines()[-1]
+    if met:
+        assert "E[R] <= 10 met (measured" in last and not summary["warnings"]
+    else:
+        assert f"E[R] <= 1e-09 NOT met: measured {report['measured']:.3g}" in last
+        assert report["miss"] > 0 and "not met" in summary["warnings"][0]
+
+
 @pytest.mark.parametrize(
     "argv,message",
     [

@@ -215,6 +215,22 @@ def test_constrained_training_logs_multiplier_every_epoch(chembl_loaders):
     assert metrics["equivariance_error"] < 0.5
 
 
+def test_reachable_constraint_ends_met_and_unreachable_one_says_by_how_much(chembl_loaders):
+    model = build("naive_gnn")
+    reg = ConstrainedEquivarianceRegularizer(EquivarianceRegularizer(SO3(), model.spec), epsilon=0.02)
+    trainer, _ = _fit(model, chembl_loaders, [reg], epochs=6)
+    last = trainer.history[-1]
+    assert last[f"{reg.name}/met"] == 1.0 and last[f"{reg.name}/val_penalty"] <= 0.02
+    assert trainer.constraints[0]["met"] and trainer.constraints[0]["miss"] == 0.0 and not trainer.warnings
+    model = build("naive_gnn")
+    tight = ConstrainedEquivarianceRegularizer(EquivarianceRegularizer(SO3(), model.spec), epsilon=1e-9)
+    trainer, _ = _fit(model, chembl_loaders, [tight], epochs=1)
+    report = trainer.constraints[0]
+    assert trainer.history[-1][f"{tight.name}/met"] == 0.0 and not report["met"]
+    assert report["miss"] == pytest.approx(report["measured"] - 1e-9) and report["miss"] > 0
+    assert any("not met" in w and f"{report['measured']:.3g}" in w for w in trainer.warnings)
+
+
 def test_mixed_weights_separate_held_from_broken_symmetry():
     # Target: spread of atoms along z. Rotations about z (SO2 acting in 3D) keep it; general SO3 does not.
     from torch_geometric.loader import DataLoader
