@@ -12,7 +12,7 @@ classifiers, whether the constraint held on the validation data, and wall time a
 mean ± std over seeds. Each target writes results/molecular_adaptation_<target>.{json,md}; ``--report`` prints
 the table of every target found in results/.
 
-Run: ``python benchmarks/molecular_adaptation.py --targets esol [--seeds 3 --backbones pretrained,scratch --limit 1000]``.
+Run: ``python benchmarks/molecular_adaptation.py --targets esol [--seeds 3 --limit 1000]``.
 """
 
 from __future__ import annotations
@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--source-molecules", type=int, default=4999)
     parser.add_argument("--pretrain-epochs", type=int, default=30)
-    parser.add_argument("--limit", type=int, default=None, help="the first N molecules of each target, before the split")
+    parser.add_argument("--limit", type=int, default=None, help="first N molecules per target")
     parser.add_argument("--report", action="store_true", help="print the tables already in the output folder")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", type=Path, default=None)
