@@ -1,8 +1,17 @@
-"""An e3nn tensor-product message-passing network (TFN / NequIP style), E(3) equivariant.
+"""An e3nn tensor-product message-passing network (NequIP / SevenNet style), E(3) equivariant.
 
 Edges: atom pairs within ``cutoff`` Å (or bonds). Messages: ``TP(h_j, Y(r_ij); w(|r_ij|))`` with
-spherical harmonics ``Y`` and a radial MLP ``w`` on a smooth radial basis; a gated nonlinearity
-after each layer; any output irreps (``0e`` energy-like, ``1o`` dipole-like).
+spherical harmonics ``Y`` and per-edge weights ``w`` from a radial MLP on a smooth radial basis; a
+gated nonlinearity after each layer; any output irreps (``0e`` energy-like, ``1o`` dipole-like).
+
+Two kinds of tensor product (``tensor_product``):
+
+- ``"channelwise"`` (default): a linear up-projection of the node features, "uvu" products (each
+  channel meets each spherical harmonic on its own, one weight per channel and path, given per edge),
+  a sum over neighbours, then an ``o3.Linear`` that mixes the channels, plus a linear self-connection.
+- ``"fully_connected"``: one fully connected product with a weight per edge for every pair of input
+  and output channels of every path (TFN style), plus a linear self-interaction. Many times the
+  per-edge weights, so many times slower (``benchmarks/e3nn_speed.py``); kept for comparison.
 """
 
 from __future__ import annotations
@@ -25,8 +34,48 @@ from geoadapt.spec import Spec
 from geoadapt.structure import graph_index, num_graphs
 
 
+TENSOR_PRODUCTS = ("channelwise", "fully_connected")
+
+
+def channelwise_tensor_product(
+    irreps_in: o3.Irreps, irreps_sh: o3.Irreps, targets: o3.Irreps
+) -> tuple[o3.TensorProduct, o3.Irreps]:
+    """A "uvu" tensor product of ``irreps_in`` with ``irreps_sh`` onto every irrep found in ``targets``.
+
+    Each channel of each input irrep meets each spherical harmonic on its own (no channel mixing), once
+    per allowed output irrep; its weights (``tp.weight_numel``, one per channel and path) come per edge.
+    Returns the product and its output irreps simplified (same layout), for the linear that follows.
+    """
+    wanted = {ir for _, ir in targets}
+    paths, instructions = [], []
+    for i, (mul, ir_in) in enumerate(irreps_in):
+        for j, (_, ir_sh) in enumerate(irreps_sh):
+            for ir_out in ir_in * ir_sh:
+                if ir_out in wanted:
+                    instructions.append((i, j, len(paths)))
+                    paths.append((mul, ir_out))
+    if not paths:
+        raise ValueError(f"irreps: expected {irreps_in} x {irreps_sh} to reach some irrep of {targets}, got none")
+    # Sorted outputs give the following linear one block per irrep (fewer, larger matmuls).
+    irreps_mid, permutation, _ = o3.Irreps(paths).sort()
+    tp = o3.TensorProduct(
+        irreps_in,
+        irreps_sh,
+        irreps_mid,
+        [(i, j, permutation[k], "uvu", True) for i, j, k in instructions],
+        shared_weights=False,
+        internal_weights=False,
+    )
+    return tp, irreps_mid.simplify()
+
+
 class Interaction(nn.Module):
-    """One equivariant layer: tensor-product messages, sum aggregation, self-interaction, gate."""
+    """One equivariant layer: tensor-product messages, sum over neighbours, self-connection, gate.
+
+    ``tensor_product="channelwise"``: up-projection, "uvu" product, channel-mixing linear;
+    ``"fully_connected"``: one fully connected product. Shapes: ``h`` ``(N, irreps_in.dim)``,
+    ``sh`` ``(E, irreps_sh.dim)``, ``basis`` ``(E, num_basis)`` -> ``(N, irreps_out.dim)``.
+    """
 
     def __init__(
         self,
@@ -35,22 +84,31 @@ class Interaction(nn.Module):
         irreps_hidden: o3.Irreps,
         num_basis: int,
         radial_hidden: int,
+        tensor_product: str = "channelwise",
     ) -> None:
         super().__init__()
         scalars = o3.Irreps([(m, ir) for m, ir in irreps_hidden if ir.l == 0])
         gated = o3.Irreps([(m, ir) for m, ir in irreps_hidden if ir.l > 0])
         acts = [torch.nn.functional.silu if ir.p == 1 else torch.tanh for _, ir in scalars]
         self.gate = enn.Gate(scalars, acts, o3.Irreps(f"{gated.num_irreps}x0e"), [torch.sigmoid], gated)
-        self.tp = o3.FullyConnectedTensorProduct(irreps_in, irreps_sh, self.gate.irreps_in, shared_weights=False)
+        if tensor_product == "channelwise":
+            self.up = o3.Linear(irreps_in, irreps_in)
+            self.tp, irreps_mid = channelwise_tensor_product(irreps_in, irreps_sh, self.gate.irreps_in)
+            self.down = o3.Linear(irreps_mid, self.gate.irreps_in)
+        elif tensor_product == "fully_connected":
+            self.up = self.down = nn.Identity()
+            self.tp = o3.FullyConnectedTensorProduct(irreps_in, irreps_sh, self.gate.irreps_in, shared_weights=False)
+        else:
+            raise ValueError(f"tensor_product: expected one of {list(TENSOR_PRODUCTS)}, got {tensor_product!r}")
         self.radial = enn.FullyConnectedNet([num_basis, radial_hidden, self.tp.weight_numel], torch.nn.functional.silu)
         self.self_interaction = o3.Linear(irreps_in, self.gate.irreps_in)
         self.irreps_out = self.gate.irreps_out
 
     def forward(self, h: Tensor, edge_index: Tensor, sh: Tensor, basis: Tensor, norm: float) -> Tensor:
         src, dst = edge_index
-        messages = self.tp(h[src], sh, self.radial(basis))
+        messages = self.tp(self.up(h)[src], sh, self.radial(basis))
         aggregated = scatter(messages, dst, dim=0, dim_size=h.shape[0], reduce="sum") / norm
-        return self.gate(self.self_interaction(h) + aggregated)
+        return self.gate(self.self_interaction(h) + self.down(aggregated))
 
 
 @register("e3nn_gnn")
@@ -58,6 +116,7 @@ class E3nnGNN(nn.Module):
     """Equivariant GNN on ``x`` (scalars) and ``pos``; outputs of irreps ``output`` per graph or node.
 
     Shapes: ``x`` ``(N, in_dim)``, ``pos`` ``(N, 3)`` -> ``(B, output.dim)`` or ``(N, output.dim)``.
+    ``tensor_product``: ``"channelwise"`` (default) or ``"fully_connected"`` (see the module docstring).
     """
 
     # Per-edge tensor-product weights make big batches memory-bound on CPU: a 25% larger batch costs
@@ -79,10 +138,13 @@ class E3nnGNN(nn.Module):
         readout: str = "sum",
         output_level: str = "graph",
         avg_neighbors: float = 8.0,
+        tensor_product: str = "channelwise",
     ) -> None:
         super().__init__()
         if edges not in ("radius", "bonds"):
             raise ValueError(f"edges: expected 'radius' or 'bonds', got {edges!r}")
+        if tensor_product not in TENSOR_PRODUCTS:
+            raise ValueError(f"tensor_product: expected one of {list(TENSOR_PRODUCTS)}, got {tensor_product!r}")
         self.cutoff, self.num_basis, self.edges = cutoff, num_basis, edges
         self.norm = math.sqrt(avg_neighbors)
         self.irreps_sh = o3.Irreps.spherical_harmonics(lmax)
@@ -90,7 +152,7 @@ class E3nnGNN(nn.Module):
         self.layers = nn.ModuleList()
         irreps = self.embed.irreps_out
         for _ in range(num_layers):
-            layer = Interaction(irreps, self.irreps_sh, o3.Irreps(hidden), num_basis, radial_hidden)
+            layer = Interaction(irreps, self.irreps_sh, o3.Irreps(hidden), num_basis, radial_hidden, tensor_product)
             self.layers.append(layer)
             irreps = layer.irreps_out
         self.irreps_hidden = irreps
