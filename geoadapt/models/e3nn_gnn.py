@@ -33,7 +33,6 @@ from geoadapt.models.registry import register
 from geoadapt.spec import Spec
 from geoadapt.structure import graph_index, num_graphs
 
-
 TENSOR_PRODUCTS = ("channelwise", "fully_connected")
 
 
