@@ -11,7 +11,7 @@ from geoadapt.dtypes import default_dtype
 from geoadapt.groups import E3, Permutation
 from geoadapt.metrics import equivariance_error
 from geoadapt.models import build, load, save
-from geoadapt.models.e3nn_gnn import channelwise_tensor_product
+from geoadapt.models.e3nn_gnn import ChannelwiseTensorProduct, channelwise_tensor_product
 
 CONFIGS = [
     {"output": "0e"},
@@ -47,7 +47,7 @@ def test_default_messages_are_channelwise_with_few_per_edge_weights():
         tp = layer.tp
         assert {ins.connection_mode for ins in tp.instructions} == {"uvu"}
         # One weight per channel and path: the input channels of each instruction, nothing more.
-        assert tp.weight_numel == sum(tp.irreps_in1[ins.i_in1].mul for ins in tp.instructions)
+        assert tp.weight_numel == sum(tp.irreps_in[ins.i_in1].mul for ins in tp.instructions)
         assert layer.radial[-1].weight.shape[-1] == tp.weight_numel
     reference = _model(hidden="16x0e+8x1o+4x2e", tensor_product="fully_connected")
     assert {ins.connection_mode for ins in reference.layers[1].tp.instructions} == {"uvw"}
@@ -60,6 +60,27 @@ def test_channelwise_product_reaches_every_hidden_irrep_and_only_those():
     assert mid.dim == tp.irreps_out.dim and mid == tp.irreps_out.simplify()
     with pytest.raises(ValueError, match=r"expected 2x1o x 1x0e to reach some irrep of 3x0e, got none"):
         channelwise_tensor_product(o3.Irreps("2x1o"), o3.Irreps("1x0e"), o3.Irreps("3x0e"))
+
+
+@pytest.mark.parametrize(
+    "irreps",
+    [
+        ("16x0e", "1x0e+1x1o+1x2e", "16x0e+8x1o+4x2e"),
+        ("3x0e+2x1e+2x1o+1x2o", "1x0e+1x1o+1x2e+1x3o", "4x0e+2x1o+2x1e+3x2e+1x2o+1x3o"),
+    ],
+)
+def test_batched_channelwise_product_equals_e3nns(irreps):
+    with default_dtype(torch.float64):
+        reference, _ = channelwise_tensor_product(*map(o3.Irreps, irreps))
+        fast = ChannelwiseTensorProduct(*map(o3.Irreps, irreps))
+    generator = torch.Generator().manual_seed(0)
+    x1, x2, weight = (
+        torch.randn(40, dim, generator=generator, dtype=torch.float64)
+        for dim in (reference.irreps_in1.dim, reference.irreps_in2.dim, reference.weight_numel)
+    )
+    expected = reference(x1, x2, weight)
+    assert fast.weight_numel == reference.weight_numel and fast.irreps_out == reference.irreps_out.simplify()
+    assert expected.abs().max() > 1.0 and (fast(x1, x2, weight) - expected).abs().max() < 1e-12
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=_name)
