@@ -2,7 +2,8 @@
 
 Speed: forward+backward seconds per 1000 ESOL molecules (heavy atoms, rdkit ETKDG + MMFF conformers, batches
 of 100) for ``e3nn_gnn`` with ``tensor_product="fully_connected"`` (a weight per edge for every pair of input
-and output channels of every path) and with the default ``"channelwise"``. The two take turns batch by batch
+and output channels of every path; 16x0e+8x1o+4x2e channels, the earlier network) and with the default
+``"channelwise"`` (32x0e+16x1o+8x2e channels, each model's default ``hidden``). The two take turns batch by batch
 (their order alternating), so drifts in machine speed hit both; each repeat is one pass over the molecules. The
 table gives medians over repeats with their min-max, and the speed-up as the median [min-max] of the per-repeat
 ratios.
