@@ -36,6 +36,7 @@ def _finite(value) -> bool:
         "image_adaptation",
         "classification_adaptation",
         "graph_classification",
+        "e3nn_speed",
     ],
 )
 def test_quick_run(script, tmp_path, capsys):
@@ -59,6 +60,27 @@ def test_molecular_adaptation_quick_run(tmp_path, capsys):
         )
     printed = capsys.readouterr().out
     assert printed.count("#### rdkit_chembl2321810") == 2 and "error cut" in printed
+
+
+def test_e3nn_speed_quick_run_times_both_products_and_writes_its_table(tmp_path, capsys):
+    payload = _load("e3nn_speed").main(["--quick", "--out", str(tmp_path)])
+    saved = json.loads((tmp_path / "e3nn_speed.json").read_text())
+    assert [row["tensor_product"] for row in saved["rows"]] == ["fully_connected", "channelwise"]
+    assert saved["rows"][0]["speedup"] == {"median": 1.0, "min": 1.0, "max": 1.0}  # the reference against itself
+    assert all(math.isfinite(row["test_rmse"]) and row["fwd_bwd_s_per_1000"]["median"] > 0 for row in saved["rows"])
+    assert set(saved["accuracy"]) == {row["model"] for row in saved["rows"]}
+    assert {"cores", "threads", "torch", "device"} <= set(saved["machine"])
+    assert len(payload["per_atom"]) == 3 and any("SevenNet-0 not timed" in note for note in saved["notes"])
+    markdown = (tmp_path / "e3nn_speed.md").read_text()
+    assert markdown.count("\n|") >= 2 + 2 + 2 + 3 and markdown in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_e3nn_speed_quick_run_times_sevennet_beside(tmp_path):
+    pytest.importorskip("sevenn")
+    payload = _load("e3nn_speed").main(["--quick", "--sevennet", "--out", str(tmp_path)])
+    (sevennet,) = [row for row in payload["per_atom"] if row["model"].startswith("SevenNet-0")]
+    assert sevennet["atoms"] > 0 and sevennet["us_per_atom"]["median"] > 0
 
 
 def test_demo_report(capsys):
