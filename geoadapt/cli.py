@@ -14,9 +14,14 @@ import os
 import shlex
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
+
+if TYPE_CHECKING:  # the CLI imports torch lazily so that --help stays fast
+    import torch
+
+    from geoadapt.spec import Spec
 
 REQUIRED = object()
 
@@ -410,7 +415,8 @@ def cmd_pretrain(config: dict[str, Any]) -> None:
     )
 
 
-def _regularizers(config: dict[str, Any], spec) -> list:
+def _regularizers(config: dict[str, Any], spec: Spec) -> list[torch.nn.Module]:
+    """The regularizers ``config`` asks for (``regularizers``, wrapped by ``constrained`` or ``mixed``)."""
     from geoadapt.groups import group_from_name
     from geoadapt.regularizers import (
         ConstrainedEquivarianceRegularizer,
