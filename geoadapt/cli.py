@@ -14,9 +14,14 @@ import os
 import shlex
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
+
+if TYPE_CHECKING:  # the CLI imports torch lazily so that --help stays fast
+    import torch
+
+    from geoadapt.spec import Spec
 
 REQUIRED = object()
 
@@ -410,7 +415,8 @@ def cmd_pretrain(config: dict[str, Any]) -> None:
     )
 
 
-def _regularizers(config: dict[str, Any], spec) -> list:
+def _regularizers(config: dict[str, Any], spec: Spec) -> list[torch.nn.Module]:
+    """The regularizers ``config`` asks for (``regularizers``, wrapped by ``constrained`` or ``mixed``)."""
     from geoadapt.groups import group_from_name
     from geoadapt.regularizers import (
         ConstrainedEquivarianceRegularizer,
@@ -418,28 +424,52 @@ def _regularizers(config: dict[str, Any], spec) -> list:
         MixedEquivarianceRegularizer,
     )
 
+    entries = config["regularizers"] or []
+    if isinstance(entries, (str, dict)):
+        entries = [entries]
+    if (config["constrained"] or config["mixed"]) and not entries:
+        asked = "constrained" if config["constrained"] else "mixed"
+        raise ConfigError(f"{asked}: expected at least one entry in regularizers (e.g. regularizers=[so3]), got none")
+    if config["constrained"] and config["mixed"]:
+        raise ConfigError("constrained: expected either constrained or mixed=true, got both")
     terms = []
-    for entry in config["regularizers"]:
-        entry = {"group": entry} if isinstance(entry, str) else dict(entry)
-        if "group" not in entry:
-            raise ConfigError(f"regularizers: expected entries with a 'group' key, got {entry}")
+    for entry in entries:
+        entry = {"group": entry} if isinstance(entry, str) else entry
+        if not isinstance(entry, dict) or "group" not in entry:
+            raise ConfigError(f"regularizers: expected entries with a 'group' key, got {entry!r}")
+        entry = dict(entry)
         group = group_from_name(entry.pop("group"))
+        _known_options(entry, "regularizers", EquivarianceRegularizer, ("group", "spec", "name", "layers", "schedule"))
         entry = _numbers(entry, "regularizers", ("n_samples", "batch_fraction", "balance_ratio", "every", "weight"))
         terms.append(EquivarianceRegularizer(group, spec, name=repr(group), **entry))
-    if not terms:
-        return []
     if config["mixed"]:
         return [MixedEquivarianceRegularizer(terms)]
     if config["constrained"]:
-        options = _numbers(
-            dict(config["constrained"]),
-            "constrained",
-            ("epsilon", "dual_lr", "initial_multiplier", "slack_cost", "margin"),
-        )
-        if "homotopy" in options and options["homotopy"] is not None:
-            options["homotopy"] = tuple(options["homotopy"])
+        if not isinstance(config["constrained"], dict):
+            raise ConfigError(
+                f"constrained: expected a mapping such as {{epsilon: 0.001}}, got {config['constrained']!r}"
+            )
+        options = dict(config["constrained"])
+        _known_options(options, "constrained", ConstrainedEquivarianceRegularizer, ("regularizer", "name"))
+        options = _numbers(options, "constrained", ("epsilon", "dual_lr", "initial_multiplier", "slack_cost", "margin"))
+        if options.get("homotopy") is not None:
+            homotopy = options["homotopy"]
+            if not (isinstance(homotopy, (list, tuple)) and len(homotopy) == 2):
+                raise ConfigError(f"constrained.homotopy: expected [epsilon_start, epochs], got {homotopy!r}")
+            start = _numbers({"start": homotopy[0]}, "constrained.homotopy", ("start",))["start"]
+            options["homotopy"] = (start, homotopy[1])
         return [ConstrainedEquivarianceRegularizer(t, **options) for t in terms]
     return terms
+
+
+def _known_options(options: dict[str, Any], field: str, cls: type, internal: tuple[str, ...]) -> None:
+    """Refuse keys that ``cls`` does not take, naming the field, the keys it takes and the unknown ones."""
+    import inspect
+
+    known = sorted(p for p in inspect.signature(cls.__init__).parameters if p not in ("self", *internal))
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise ConfigError(f"{field}: expected keys among {known}, got unknown {unknown}")
 
 
 def _numbers(options: dict[str, Any], field: str, keys: tuple[str, ...]) -> dict[str, Any]:

@@ -276,3 +276,30 @@ def test_bench_takes_the_name_as_the_readme_writes_it(capsys):
     # `geoadapt bench equivariance_eval quick=true` (README): the first word is the benchmark's name.
     code, _, err = run(capsys, "bench", "equivariance_evaluation", "quick=true")
     assert code == 2 and "got 'equivariance_evaluation'" in err and "equivariance_eval" in err
+
+
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        ({"constrained": {"epsilon": 0.01}}, "constrained: expected at least one entry in regularizers"),
+        ({"mixed": True}, "mixed: expected at least one entry in regularizers"),
+        (
+            {"regularizers": ["so3"], "mixed": True, "constrained": {"epsilon": 0.01}},
+            "expected either constrained or mixed=true, got both",
+        ),
+        ({"regularizers": ["so3"], "constrained": {"epsilon": 0.01, "bogus": 1}}, "got unknown ['bogus']"),
+        ({"regularizers": [{"group": "so3", "wieght": 1}]}, "regularizers: expected keys among"),
+        ({"regularizers": ["so3"], "constrained": 0.001}, "constrained: expected a mapping such as"),
+        ({"regularizers": ["so3"], "constrained": {"homotopy": 3}}, "constrained.homotopy: expected [epsilon_start"),
+        ({"regularizers": ["so3"], "constrained": {"homotopy": [0.1, 2.5]}}, "homotopy: expected (epsilon_start > 0"),
+    ],
+)
+def test_regularizer_options_that_cannot_apply_are_refused(overrides, message):
+    """A constraint without a regularizer to constrain, or an unknown option, is an error, never silently dropped."""
+    from geoadapt import Spec
+    from geoadapt.cli import DEFAULTS, _regularizers
+
+    spec = Spec(fields={"pos": "1o", "x": "9x0e"}, output="0e", positions=("pos",))
+    with pytest.raises(ValueError) as caught:
+        _regularizers({**DEFAULTS["adapt"], **overrides}, spec)
+    assert message in str(caught.value), caught.value

@@ -119,6 +119,10 @@ class ConstrainedEquivarianceRegularizer(nn.Module):
             raise ValueError(f"initial_multiplier: expected > 0 (the ascent is in log space), got {initial_multiplier}")
         if not 0 < margin <= 1:
             raise ValueError(f"margin: expected a number in (0, 1], got {margin}")
+        if homotopy is not None:
+            start, epochs = homotopy
+            if not (isinstance(start, (int, float)) and start > 0 and isinstance(epochs, int) and epochs >= 1):
+                raise ValueError(f"homotopy: expected (epsilon_start > 0, epochs >= 1), got {tuple(homotopy)!r}")
         self.margin = float(margin)
         self.term = regularizer
         self.epsilon_final, self.dual_lr, self.homotopy = float(epsilon), float(dual_lr), homotopy
