@@ -66,6 +66,11 @@ def full_precision(device: torch.device) -> AbstractContextManager:
     return torch.autocast(device_type=device.type, enabled=False)
 
 
+def upcast(tensor: Tensor) -> Tensor:
+    """``tensor`` in float32 when autocast left it in bfloat16 or float16; unchanged otherwise."""
+    return tensor.float() if tensor.dtype in (torch.bfloat16, torch.float16) else tensor
+
+
 def data_device(data: Any) -> torch.device:
     """The device of a tensor, a PyG graph (its first tensor) or a tuple of them; the CPU when none holds one."""
     if isinstance(data, Tensor):
@@ -112,6 +117,17 @@ def module_device(model: nn.Module) -> torch.device | None:
             "(materialize it with to_empty(device=...) and load its weights first)"
         )
     return device
+
+
+def check_materialized(model: nn.Module) -> None:
+    """``ValueError`` when a parameter or buffer of ``model`` is on the meta device (shapes without data):
+    moving it would make up weights, so it is never moved."""
+    empty = [name for name, t in [*model.named_parameters(), *model.named_buffers()] if t.device.type == "meta"]
+    if empty:
+        raise ValueError(
+            f"model: expected parameters with data, got {len(empty)} on the meta device (e.g. {empty[0]!r}); "
+            "materialize it with to_empty(device=...) and load its weights first"
+        )
 
 
 def check_same_device(model: nn.Module, data: Any, what: str = "data") -> None:
