@@ -8,6 +8,7 @@ device, so a seed gives the same elements on every device.
 
 from __future__ import annotations
 
+import copy
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
@@ -88,7 +89,10 @@ def data_device(data: Any) -> torch.device:
 
 
 def to_device(data: Any, device: torch.device) -> Any:
-    """``data`` (tensor, PyG graph, tuple or list of them, group element) on ``device``; others unchanged."""
+    """``data`` (tensor, PyG graph, tuple or list of them, group element) on ``device``; others unchanged.
+
+    Never in place: a graph already on ``device`` comes back as a shallow copy sharing its tensors.
+    """
     if isinstance(data, Tensor):
         return data.to(device)
     if isinstance(data, tuple):
@@ -96,7 +100,8 @@ def to_device(data: Any, device: torch.device) -> Any:
     if isinstance(data, list):
         return [to_device(item, device) for item in data]
     if hasattr(data, "stores") and hasattr(data, "to"):
-        return data.to(device)
+        # PyG's Data.to works in place: move a shallow copy so the caller's graph stays where it was.
+        return copy.copy(data).to(device)
     return data
 
 
