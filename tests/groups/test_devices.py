@@ -54,4 +54,3 @@ def test_sign_flips_take_the_dtype_and_device_of_their_field(molecules64):
     generator = torch.Generator().manual_seed(0)
     assert group.sample_like(data, generator).dtype == torch.float64
     assert group.sample_like(to_device(data, torch.device("meta")), generator).device.type == "meta"
-
