@@ -14,11 +14,11 @@ from geoadapt.devices import resolve_device, resolve_precision, to_device
 from geoadapt.dtypes import default_dtype
 from geoadapt.groups import SO3
 from geoadapt.metrics import measure_equivariance
-from geoadapt.models import build
+from geoadapt.models import build, save
 from geoadapt.models import load as load_checkpoint
-from geoadapt.models import save
 from geoadapt.regularizers import EquivarianceRegularizer
 from geoadapt.regularizers.equivariance import stacked_forward
+from geoadapt.structure import to_dtype
 from geoadapt.train import Trainer, distributed
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
@@ -183,10 +183,7 @@ def test_cuda_measures_equivariance_like_the_cpu(molecules):
     with default_dtype(torch.float64):
         torch.manual_seed(0)
         model = build("egnn", hidden=16, num_layers=2)
-    batch = to_device(next(iter(DataLoader(molecules, batch_size=16))), torch.device("cpu"))
-    from geoadapt.structure import to_dtype
-
-    batch = to_dtype(batch, torch.float64)
+    batch = to_dtype(next(iter(DataLoader(molecules, batch_size=16))), torch.float64)
     on_cpu = measure_equivariance(model, batch, SO3(), model.spec, 4, torch.Generator().manual_seed(0))
     model.cuda()
     on_gpu = measure_equivariance(
