@@ -43,6 +43,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "overwrite": False,
         "resume": False,
         "progress": True,
+        "device": "auto",
+        "precision": "32",
     },
     "adapt": {
         "checkpoint": REQUIRED,
@@ -71,6 +73,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "overwrite": False,
         "resume": False,
         "progress": True,
+        "device": "auto",
+        "precision": "32",
     },
     "evaluate": {
         "checkpoint": REQUIRED,
@@ -82,6 +86,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "smiles_column": None,
         "target_columns": None,
         "json": False,
+        "device": "auto",
     },
     "report": {"runs": REQUIRED},
     "bench": {"name": REQUIRED, "quick": False, "out": None},
@@ -130,6 +135,8 @@ def _parse_value(key: str, raw: str, default: Any) -> Any:
         raise ConfigError(f"override {key}={raw}: expected a YAML value, got a syntax error ({problem})") from None
     if key == "target_columns" and isinstance(value, str):
         value = [v for v in value.split(",") if v]
+    if key == "precision" and isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
     return _coerce(key, value, default, f"override {key}={raw}")
 
 
@@ -152,6 +159,15 @@ def _validate(config: dict[str, Any]) -> None:
         raise ConfigError(f"task: expected one of {list(TASKS)}, got {config['task']!r}")
     if isinstance(config.get("target_columns"), str):
         config["target_columns"] = [config["target_columns"]]
+    if "device" in config:
+        from geoadapt.devices import resolve_device, resolve_precision
+
+        try:
+            device = resolve_device(config["device"])
+            if "precision" in config:
+                resolve_precision(config["precision"], device)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
 
 
 def resolve(command: str, config_path: str | None, overrides: list[str]) -> dict[str, Any]:
@@ -169,6 +185,8 @@ def resolve(command: str, config_path: str | None, overrides: list[str]) -> dict
         if not isinstance(loaded, dict):
             raise ConfigError(f"config {path}: expected a mapping of keys to values, got {type(loaded).__name__}")
         for key, value in loaded.items():
+            if key == "precision" and isinstance(value, int) and not isinstance(value, bool):
+                value = str(value)  # precision: 32 in YAML is a number
             config[key] = _coerce(key, value, defaults.get(key), f"config {path}: {key}")
     for item in overrides:
         if "=" not in item:
@@ -259,10 +277,12 @@ def _check_model_reads(model, loader, what: str, hint: str) -> None:
     import torch
     from e3nn import o3
 
+    from geoadapt.devices import to_device
     from geoadapt.structure import is_graph
     from geoadapt.train.targets import split_batch
 
-    inputs, _ = split_batch(next(iter(loader)))
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    inputs = to_device(split_batch(next(iter(loader)))[0], device)
     if is_graph(inputs):
         for field, irreps in model.spec.fields.items():
             value = inputs.get(field)
@@ -315,6 +335,7 @@ def _model_config_from_data(name: str, config: dict[str, Any], card: dict[str, A
 def _finish_run(folder: Path, trainer, model, val_loader, config: dict, extra: dict[str, Any]) -> dict[str, Any]:
     import torch
 
+    from geoadapt.devices import to_device
     from geoadapt.metrics import error_vs_angle
     from geoadapt.models import save
     from geoadapt.runs import plot_history, write_summary
@@ -330,7 +351,7 @@ def _finish_run(folder: Path, trainer, model, val_loader, config: dict, extra: d
     # The headline error's definition: predictions in target units, relative to the targets' spread.
     scale = trainer.equivariance_scale()
     errors = (
-        error_vs_angle(trainer.predictor(), sample, trainer.spec, angles, scale).tolist()
+        error_vs_angle(trainer.predictor(), to_device(sample, trainer.device), trainer.spec, angles, scale).tolist()
         if sample is not None
         else None
     )
@@ -399,6 +420,8 @@ def cmd_pretrain(config: dict[str, Any]) -> None:
             run_dir=folder,
             resume=config["resume"],
             progress=config["progress"],
+            device=config["device"],
+            precision=config["precision"],
         )
         trainer.fit(train, val)
         summary = _finish_run(
@@ -545,6 +568,8 @@ def cmd_adapt(config: dict[str, Any]) -> None:
             patience=config["patience"],
             resume=config["resume"],
             progress=config["progress"],
+            device=config["device"],
+            precision=config["precision"],
         )
         trainer.fit(train, val)
         extra = {
@@ -583,13 +608,15 @@ def report_card(config: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     from geoadapt.data import load as load_data
+    from geoadapt.devices import resolve_device, to_device
     from geoadapt.groups import group_from_name
     from geoadapt.metrics import feature_errors, measure_equivariance
     from geoadapt.models import load
     from geoadapt.train.pretrain import loader_for
     from geoadapt.train.targets import Denormalized, target_scale
 
-    model = load(config["checkpoint"])
+    device = resolve_device(config["device"])
+    model = load(config["checkpoint"], device=device)
     model.eval()
     predictor = Denormalized(model, model.normalization).eval()  # errors in target units
     card = dataset_card(config)
@@ -610,7 +637,7 @@ def report_card(config: dict[str, Any]) -> dict[str, Any]:
         f"on data {config['data']}",
         "",
     )
-    inputs = [b if not isinstance(b, (list, tuple)) else b[0] for b in batches]
+    inputs = [to_device(b if not isinstance(b, (list, tuple)) else b[0], device) for b in batches]
     classifier = (model.checkpoint.get("extra") or {}).get("task") == "classification"
     layers = [n for n, m in model.named_modules() if n.count(".") == 1 and n.split(".")[0] in ("layers", "convs")]
     rows = []

@@ -74,12 +74,13 @@ def test_pretrain_adapt_evaluate_report(pretrained, tmp_path, capsys):
     config.write_text(
         f"checkpoint: {pretrained / 'model.pt'}\ndata: rdkit_chembl2321810\nout: {tmp_path / 'ad'}\n"
         "limit: 80\nepochs: 2\nregularizers: [so3]\nconstrained: {epsilon: 0.001, dual_lr: 5.0}\n"
-        "progress: false\n"
+        "progress: false\ndevice: cpu\nprecision: bf16\n"
     )
     code, out, _ = run(capsys, "adapt", "--config", str(config))
     assert code == 0 and "head policy: REUSE" in out
     summary = json.loads((tmp_path / "ad" / "summary.json").read_text())
     assert summary["command"] == "adapt" and "val_equivariance_error" in summary
+    assert "precision: bf16" in (tmp_path / "ad" / "config.yaml").read_text()
     assert any(k.endswith("/multiplier") for k in summary)
     code, out, _ = run(
         capsys,
@@ -91,6 +92,7 @@ def test_pretrain_adapt_evaluate_report(pretrained, tmp_path, capsys):
         "--groups",
         "so3,perm",
         "limit=80",
+        "device=cpu",
     )
     assert code == 0 and "SO3" in out and "Permutation" in out and "Per layer" in out
     code, out, _ = run(
@@ -261,6 +263,19 @@ def test_adapt_says_whether_the_constraint_holds(pretrained, tmp_path, capsys, e
         (["pretrain", "model=gin", "data=rdkit_nci5k", "out=OUT", "epochs=abc"], "override epochs=abc: expected int"),
         (["adapt", "checkpoint=missing.pt", "data=rdkit_nci5k", "out=OUT"], "'missing.pt' not found"),
         (["pretrain", "model=gin", "data=rdkit_nci5k", "out=OUT", "colour=red"], "unknown key 'colour'"),
+        (
+            ["pretrain", "model=gin", "data=rdkit_nci5k", "out=OUT", "device=gpu"],
+            "device: expected 'auto', 'cpu', 'cuda' or 'cuda:N', got 'gpu'",
+        ),
+        (["evaluate", "checkpoint=CNN", "data=digits", "device=cuda:x"], "device: expected 'auto', 'cpu', 'cuda'"),
+        (
+            ["adapt", "checkpoint=CNN", "data=digits", "out=OUT", "precision=16"],
+            "precision: expected one of ['32', 'bf16', 'fp16'], got '16'",
+        ),
+        (
+            ["adapt", "checkpoint=CNN", "data=digits", "out=OUT", "device=cpu", "precision=fp16"],
+            "precision: expected 'fp16' only on a CUDA device",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_leaves_no_run_folder(argv, message, tmp_path, capsys, image_checkpoint, bad_files):
@@ -270,6 +285,13 @@ def test_bad_input_is_one_line_and_leaves_no_run_folder(argv, message, tmp_path,
     code, _, err = run(capsys, *[a.replace("BAD", str(bad_files)) for a in argv])
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # no run folder, partial folder or lock file
+
+
+def test_cuda_without_a_gpu_is_a_one_line_error(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    code, _, err = run(capsys, "pretrain", "model=gin", "data=rdkit_nci5k", f"out={tmp_path / 'run'}", "device=cuda")
+    assert code == 2 and "device: expected a CUDA device torch can use, got 'cuda'" in err
+    assert not any(tmp_path.iterdir())
 
 
 def test_bench_takes_the_name_as_the_readme_writes_it(capsys):

@@ -22,6 +22,16 @@ from geoadapt.structure import AnyData
 Element = Union[Tensor, tuple]  # noqa: UP007 (a runtime alias)
 
 
+def on_device_of(g: Element, data: AnyData) -> Element:
+    """Element(s) ``g`` moved to the device of ``data`` (dtypes kept: rotations stay float64).
+
+    Elements are drawn with the caller's CPU generator, so one seed gives the same elements on any device.
+    """
+    from geoadapt.devices import data_device, to_device
+
+    return to_device(g, data_device(data))
+
+
 class Group:
     """Base class: a group, its batched elements, and its actions on data and on model outputs.
 
@@ -87,13 +97,13 @@ class Group:
 
     # --- actions -----------------------------------------------------------------------------
     def sample_like(self, data: AnyData, generator: torch.Generator | None = None) -> Element:
-        """One random element per graph (or per sample of a tensor) in ``data``."""
+        """One random element per graph (or per sample of a tensor) in ``data``, on the data's device."""
         from geoadapt.structure import num_graphs
 
-        return self.sample(num_graphs(data), generator)
+        return on_device_of(self.sample(num_graphs(data), generator), data)
 
     def sample_cosets(self, data: AnyData, cosets: Tensor, generator: torch.Generator | None = None) -> Element:
-        """One random element per graph of ``data``; element ``i`` lies in coset ``cosets[i]``.
+        """One random element per graph of ``data`` (on its device); element ``i`` lies in coset ``cosets[i]``.
 
         ``cosets`` is a LongTensor ``(num_graphs,)`` with values in ``[0, num_cosets)``. Inside its coset
         each element is Haar-random where the group is compact.
@@ -103,7 +113,8 @@ class Group:
         raise NotImplementedError(f"{self.name}: sample_cosets is needed for a group with {self.num_cosets} cosets")
 
     def sample_copies(self, data: AnyData, copies: int, generator: torch.Generator | None = None) -> Element:
-        """One element per graph of ``data``, which holds ``copies`` stacked copies of a batch of ``B`` graphs.
+        """One element per graph of ``data`` (on its device), which holds ``copies`` stacked copies of a batch of
+        ``B`` graphs.
 
         Copy ``c`` is graphs ``c * B`` to ``(c + 1) * B - 1`` (for tensors: samples), and its elements lie in
         coset ``c % num_cosets``: any measurement over ``copies >= num_cosets`` copies sees every coset
@@ -115,7 +126,7 @@ class Group:
         if copies < 1 or n % copies:
             raise ValueError(f"copies: expected a positive divisor of the {n} graphs in data, got {copies}")
         copy_of_graph = torch.arange(n) // max(n // copies, 1)
-        return self.sample_cosets(data, copy_of_graph % self.num_cosets, generator)
+        return on_device_of(self.sample_cosets(data, copy_of_graph % self.num_cosets, generator), data)
 
     def act(self, g: Element, data: AnyData, spec: Spec) -> AnyData:
         """``g · data``: a new object of the same kind; ``data`` is never changed in place."""

@@ -15,7 +15,7 @@ from e3nn import o3
 from torch import Tensor
 
 from geoadapt.dtypes import default_dtype
-from geoadapt.groups.base import Group
+from geoadapt.groups.base import Group, on_device_of
 from geoadapt.groups.irreps import haar_rotation, irrep_matrices, is_invariant, rotate_irreps
 from geoadapt.spec import Spec
 from geoadapt.structure import AnyData, field_level, is_graph, is_image, num_graphs, row_graph
@@ -45,10 +45,11 @@ def act_matrix(data: AnyData, spec: Spec, R: Tensor | None, t: Tensor | None, gr
         per_sample = _rows(n, data.shape[0], "point cloud")
         out = data
         if R is not None:
-            Rb = R.to(data.dtype) if per_sample else R.to(data.dtype).expand(data.shape[0], 3, 3)
+            Rb = R.to(data.device, data.dtype)
+            Rb = Rb if per_sample else Rb.expand(data.shape[0], 3, 3)
             out = torch.einsum("bij,bnj->bni", Rb, out)
         if t is not None:
-            out = out + t.to(data.dtype)[:, None, :]
+            out = out + t.to(data.device, data.dtype)[:, None, :]
         return out
     per_graph = _rows(n, num_graphs(data), "graph batch")
     out = copy.copy(data)
@@ -66,7 +67,7 @@ def act_matrix(data: AnyData, spec: Spec, R: Tensor | None, t: Tensor | None, gr
         if R is not None:
             value = rotate_irreps(value, irreps, R, row, matrices)
         if t is not None and key in spec.positions:
-            shift = t.to(value.dtype)
+            shift = t.to(value.device, value.dtype)
             value = value + (shift[row] if row is not None else shift)
         out[key] = value
     return out
@@ -147,7 +148,7 @@ class O3(Group):
         """Haar rotations, times ``-I`` where ``cosets`` is 1: ``(num_graphs, 3, 3)``."""
         R = haar_rotation(cosets.shape[0], generator)
         sign = 1 - 2 * cosets.to(device=R.device, dtype=R.dtype)
-        return R * sign[:, None, None]
+        return on_device_of(R * sign[:, None, None], data)
 
     def identity(self, n: int = 1) -> Tensor:
         return torch.eye(3, dtype=torch.float64).expand(n, 3, 3).clone()
@@ -187,7 +188,7 @@ class SO3(O3):
         return haar_rotation(n, generator)
 
     def sample_cosets(self, data: AnyData, cosets: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        return haar_rotation(cosets.shape[0], generator)
+        return on_device_of(haar_rotation(cosets.shape[0], generator), data)
 
     def affine_generators(self) -> tuple[Tensor, bool]:
         return _generic_rotations(), False
@@ -260,7 +261,7 @@ class E3(Group):
         self, data: AnyData, cosets: Tensor, generator: torch.Generator | None = None
     ) -> tuple[Tensor, Tensor]:
         R = self.rotations.sample_cosets(data, cosets, generator)
-        return R, self.translations.sample(cosets.shape[0], generator)
+        return R, on_device_of(self.translations.sample(cosets.shape[0], generator), data)
 
     def identity(self, n: int = 1) -> tuple[Tensor, Tensor]:
         return self.rotations.identity(n), self.translations.identity(n)

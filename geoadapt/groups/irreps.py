@@ -64,7 +64,7 @@ def rotate_irreps(
         if ir.l == 0 and ir.p == 1:
             blocks.append(block)  # scalars are invariant: skip the arithmetic
             continue
-        D = mats[ir].to(x.dtype)
+        D = mats[ir].to(x.device, x.dtype)
         block = block.reshape(x.shape[0], mul, ir.dim)
         if row is None:
             block = torch.einsum("ij,rmj->rmi", D[0], block)

@@ -74,11 +74,12 @@ class Permutation(Group):
         if is_image(data):
             raise TypeError("Permutation acts on graphs and point clouds, not on images")
         if not is_graph(data):
-            return torch.gather(data, 1, g[..., None].expand_as(data))
+            return torch.gather(data, 1, g.to(data.device)[..., None].expand_as(data))
         if g.dim() != 1 or g.shape[0] != data.num_nodes:
             raise ValueError(
                 f"permutation: expected shape ({data.num_nodes},) for this graph batch, got {tuple(g.shape)}"
             )
+        g = g.to(graph_index(data).device)
         inverse = torch.argsort(g)
         out = copy.copy(data)
         for key in data.keys():
@@ -94,6 +95,7 @@ class Permutation(Group):
     def act_output(self, g: Tensor, y: Tensor, spec: Spec, batch: Tensor | None = None) -> Tensor:
         if spec.output_level == "graph" and y.dim() == 2:
             return y  # graph-level outputs do not see node order
+        g = g.to(y.device)
         if y.dim() == 3:
             return torch.gather(y, 1, g[..., None].expand_as(y))
         return y[g]

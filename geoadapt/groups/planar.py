@@ -12,7 +12,7 @@ import math
 import torch
 from torch import Tensor
 
-from geoadapt.groups.base import Group
+from geoadapt.groups.base import Group, on_device_of
 from geoadapt.groups.euclidean import act_matrix, act_output_matrix
 from geoadapt.groups.images import check_square, flip_images, rotate_images
 from geoadapt.spec import Spec
@@ -26,7 +26,7 @@ def z_rotation(angle: Tensor, flip: Tensor | None = None) -> Tensor:
     z, o = torch.zeros_like(c), torch.ones_like(c)
     R = torch.stack([torch.stack([c, -s, z], -1), torch.stack([s, c, z], -1), torch.stack([z, z, o], -1)], 1)
     if flip is not None:
-        mirror = torch.ones(angle.shape[0], 3, dtype=torch.float64)
+        mirror = torch.ones(angle.shape[0], 3, dtype=torch.float64, device=angle.device)
         mirror[:, 0] = 1 - 2 * flip.to(torch.float64)
         R = R * mirror[:, None, :]
     return R
@@ -147,7 +147,7 @@ class Dihedral(_Planar):
 
     def sample_cosets(self, data: AnyData, cosets: Tensor, generator: torch.Generator | None = None) -> Tensor:
         k = torch.randint(0, self.n, (cosets.shape[0],), generator=generator)
-        return torch.stack([k, cosets.to(torch.long).cpu()], -1)
+        return on_device_of(torch.stack([k, cosets.to(torch.long).cpu()], -1), data)
 
     def identity(self, n: int = 1) -> Tensor:
         return torch.zeros(n, 2, dtype=torch.long)

@@ -75,7 +75,7 @@ class SignFlip(Group):
                 f"field {self.field!r}: expected sign flips of shape (1 or {num_graphs(data)}, {k}), "
                 f"got {tuple(g.shape)}"
             )
-        signs = g.to(value.dtype)
+        signs = g.to(value.device, value.dtype)
         out = copy.copy(data)
         out[self.field] = value * (signs[graph_index(data)] if g.shape[0] > 1 else signs)
         return out

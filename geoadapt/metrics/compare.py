@@ -43,7 +43,8 @@ import torch.nn.functional as F
 from e3nn import o3
 from torch import Tensor, nn
 
-from geoadapt.groups.base import Element, Group
+from geoadapt.devices import data_device
+from geoadapt.groups.base import Element, Group, on_device_of
 from geoadapt.spec import Spec
 from geoadapt.structure import AnyData, concat, gather_graphs, graph_index, is_graph, num_graphs, repeat
 
@@ -134,7 +135,7 @@ def all_elements(group: Group, data: AnyData) -> tuple[Element, int]:
     if elements is None:
         raise ValueError(f"group {group}: expected a finite group to enumerate (n_samples=None), got an infinite one")
     m = group.size(elements)
-    return group.take(elements, torch.arange(m).repeat_interleave(num_graphs(data))), m
+    return on_device_of(group.take(elements, torch.arange(m).repeat_interleave(num_graphs(data))), data), m
 
 
 def copies_needed(group: Group, n_samples: int) -> int:
@@ -168,6 +169,8 @@ def make_copies(
     if n_samples is None or n_samples < 1:
         raise ValueError(f"n_samples: expected an int >= 1 (or None for all elements), got {n_samples}")
     nodes = None
+    if graphs is not None:
+        graphs = graphs.to(data_device(data))  # Copies.select indexes the model's outputs with it
     if graphs is None and n_samples == 1:
         tiled = data  # actions never write in place, so the batch itself can be moved
     elif is_graph(data):

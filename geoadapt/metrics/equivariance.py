@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import Data
 
+from geoadapt.devices import check_same_device, data_device, full_precision
 from geoadapt.groups.base import Group
 from geoadapt.metrics.compare import (
     Comparison,
@@ -103,8 +104,13 @@ def measure_equivariance(
     """
     squared, scales, consistent, total = [], OutputScale(spec.output), 0, 0
     with evaluating(model):
-        for batch in _batches(data):
-            c = transformed_outputs(model, batch, group, spec, n_samples, generator, stack=stack)
+        for i, batch in enumerate(_batches(data)):
+            if i == 0 and isinstance(model, nn.Module):
+                check_same_device(model, batch)  # a mismatch is an error here, never a silent copy
+            # Measured in the dtypes of the model and data even inside an autocast region: errors of
+            # 1e-10 in float64 are not visible in bfloat16.
+            with full_precision(data_device(batch)):
+                c = transformed_outputs(model, batch, group, spec, n_samples, generator, stack=stack)
             squared.append(c.squared_error())
             scales.add(c.fx)
             if classifier:

@@ -50,7 +50,7 @@ def roc_auc(prob: Tensor, labels: Tensor) -> float | None:
     """
     from sklearn.metrics import roc_auc_score
 
-    y = labels.detach().reshape(-1).long().numpy()
+    y = labels.detach().reshape(-1).long().cpu().numpy()
     classes = max(prob.shape[-1], 2)
     present = sorted(set(y.tolist()))
     if len(present) < classes:
@@ -60,7 +60,7 @@ def roc_auc(prob: Tensor, labels: Tensor) -> float | None:
             stacklevel=2,
         )
         return None
-    scores = prob.detach().double().numpy()
+    scores = prob.detach().double().cpu().numpy()
     if classes == 2:
         return float(roc_auc_score(y, scores[:, -1]))  # the positive class: the only column, or column 1
     return float(roc_auc_score(y, scores, multi_class="ovr", labels=np.arange(classes)))
@@ -81,7 +81,7 @@ def classification_metrics(logits: Tensor, labels: Tensor) -> dict[str, float]:
         prob = torch.softmax(logits, -1)
     pred = predicted_class(logits)
     average = "binary" if logits.shape[-1] == 1 else "macro"
-    y, p = labels.numpy(), pred.numpy()
+    y, p = labels.cpu().numpy(), pred.cpu().numpy()  # scikit-learn reads host memory
     precision, recall, f1, _ = precision_recall_fscore_support(y, p, average=average, zero_division=0)
     metrics = {
         "accuracy": float((pred == labels).double().mean()),

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from geoadapt.data.cache import atomic_save
+from geoadapt.devices import resolve_device
 from geoadapt.dtypes import default_dtype
 from geoadapt.models.registry import build
 from geoadapt.spec import Spec
@@ -83,7 +84,8 @@ def _float_dtype(model: nn.Module) -> str | None:
 
 
 def read(path: str | os.PathLike) -> dict[str, Any]:
-    """The raw checkpoint dict; ``FileNotFoundError`` / ``ValueError`` with the path when unusable."""
+    """The raw checkpoint dict, its tensors on the CPU (``map_location``: a checkpoint written on a GPU reads
+    on a machine without one); ``FileNotFoundError`` / ``ValueError`` with the path when unusable."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path.name!r} not found in {path.parent.resolve()}")
@@ -106,8 +108,11 @@ def read(path: str | os.PathLike) -> dict[str, Any]:
     return payload
 
 
-def load(path: str | os.PathLike, arch: str | None = None) -> nn.Module:
+def load(path: str | os.PathLike, arch: str | None = None, device: str | torch.device = "cpu") -> nn.Module:
     """Rebuild the model saved at ``path``; ``arch`` (optional) must match the saved (base) architecture.
+
+    The weights are read onto the CPU whatever device wrote them, and the model is moved to ``device``
+    (``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"``; see :func:`geoadapt.devices.resolve_device`).
 
     Adapted models come back adapted: the base is built (in the saved dtype), the recorded strategy
     steps re-attach their adapters and wrappers, then the full state dict is loaded and the trainable
@@ -116,6 +121,7 @@ def load(path: str | os.PathLike, arch: str | None = None) -> nn.Module:
     """
     from geoadapt.adapt.base import attach_steps
 
+    target = resolve_device(device)
     payload = read(path)
     if arch is not None and payload["arch"] != arch:
         raise ValueError(f"checkpoint {path}: expected architecture {arch!r}, got {payload['arch']!r}")
@@ -135,6 +141,7 @@ def load(path: str | os.PathLike, arch: str | None = None) -> nn.Module:
         trainable = set(payload["trainable"])
         for name, p in model.named_parameters():
             p.requires_grad_(name in trainable)
+    model.to(target)
     model.arch = payload["arch"]
     model.normalization = payload.get("normalization")
     model.checkpoint = {

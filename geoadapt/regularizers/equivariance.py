@@ -17,6 +17,7 @@ import torch
 from e3nn import o3
 from torch import Tensor, nn
 
+from geoadapt.devices import full_precision, upcast
 from geoadapt.groups.base import Group
 from geoadapt.metrics.compare import (
     DISTANCES,
@@ -159,7 +160,10 @@ class EquivarianceRegularizer(nn.Module):
 
     def _term(self, batch: AnyData, fx: Tensor, fgx: Tensor, copies: Copies, spec: Spec) -> Tensor:
         kind = "mse" if self.distance == "auto" else self.distance
-        return distance(kind, compare(fx, fgx, copies, batch, self.group, spec)).mean()
+        # Under autocast the outputs may be bfloat16 and the rotations would be too: compare in float32 with
+        # autocast off, since differences of 1e-3 vanish in bfloat16.
+        with full_precision(fx.device):
+            return distance(kind, compare(upcast(fx), upcast(fgx), copies, batch, self.group, spec)).mean()
 
     # --- the interface the Trainer uses ------------------------------------------------------
     def components(self) -> list[EquivarianceRegularizer]:

@@ -1,4 +1,7 @@
-"""Distributed data parallel under ``torchrun`` (gloo on CPU): set-up, sharded loaders, model wrapping."""
+"""Distributed data parallel under ``torchrun`` (NCCL on GPUs, gloo on CPU): set-up, sharded loaders, wrapping.
+
+Each process runs on its own device: ``cuda:LOCAL_RANK`` when the run is on CUDA, the CPU otherwise.
+"""
 
 from __future__ import annotations
 
@@ -18,12 +21,44 @@ def world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
-def setup() -> bool:
-    """Join the process group when launched by torchrun with several processes; True when distributed."""
+def local_rank() -> int:
+    """This process's index on its machine (``LOCAL_RANK`` set by torchrun; 0 otherwise)."""
+    return int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def local_device(device: torch.device) -> torch.device:
+    """The device of this process: ``cuda:LOCAL_RANK`` for a CUDA run of several processes (whatever GPU
+    index ``device`` names: each rank needs its own), else ``device``.
+
+    ``ValueError`` when a CUDA run has more processes on this machine than GPUs (two ranks on one GPU
+    would each hold a copy of the model and fight over its memory).
+    """
+    if device.type != "cuda" or world_size() <= 1:
+        return device
+    count = torch.cuda.device_count()
+    if local_rank() >= count:
+        raise ValueError(f"LOCAL_RANK: expected a rank below the {count} GPUs of this machine, got {local_rank()}")
+    return torch.device("cuda", local_rank())
+
+
+def backend(device: torch.device) -> str:
+    """``"nccl"`` for CUDA devices, ``"gloo"`` for the CPU."""
+    return "nccl" if device.type == "cuda" else "gloo"
+
+
+def setup(device: torch.device | None = None) -> bool:
+    """Join the process group when launched by torchrun with several processes; True when distributed.
+
+    The backend follows ``device`` (see :func:`backend`; CPU when None); on CUDA the process's current
+    device becomes ``device``.
+    """
     if world_size() <= 1 or not dist.is_available():
         return False
+    device = device or torch.device("cpu")
     if not dist.is_initialized():
-        dist.init_process_group("gloo")
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        dist.init_process_group(backend(device))
     return True
 
 
@@ -49,7 +84,9 @@ def sum_across(values: list[float]) -> list[float]:
     """Sum ``values`` over all ranks (identity when not distributed)."""
     if not (dist.is_available() and dist.is_initialized()):
         return values
-    tensor = torch.tensor(values, dtype=torch.float64)
+    # NCCL reduces GPU tensors only; gloo host tensors.
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else None
+    tensor = torch.tensor(values, dtype=torch.float64, device=device)
     dist.all_reduce(tensor)
     return tensor.tolist()
 
@@ -74,6 +111,8 @@ def set_epoch(loader: Iterable, epoch: int) -> None:
         sampler.set_epoch(epoch)
 
 
-def wrap(model: nn.Module) -> nn.Module:
-    """``DistributedDataParallel`` around ``model`` (CPU, gloo)."""
+def wrap(model: nn.Module, device: torch.device | None = None) -> nn.Module:
+    """``DistributedDataParallel`` around ``model`` (already on ``device``: one GPU per process, or the CPU)."""
+    if device is not None and device.type == "cuda":
+        return nn.parallel.DistributedDataParallel(model, device_ids=[device], output_device=device)
     return nn.parallel.DistributedDataParallel(model)

@@ -21,6 +21,15 @@ from tqdm.auto import tqdm
 from geoadapt.adapt.finetune import Finetune
 from geoadapt.adapt.strategies import Strategy, make_strategy
 from geoadapt.data.cache import atomic_save
+from geoadapt.devices import (
+    autocast,
+    check_materialized,
+    full_precision,
+    resolve_device,
+    resolve_precision,
+    to_device,
+    upcast,
+)
 from geoadapt.groups import Group, group_from_name
 from geoadapt.metrics.compare import output_rows
 from geoadapt.metrics.equivariance import measure_equivariance
@@ -72,6 +81,11 @@ class Trainer:
         eq_samples: group samples per graph for the per-epoch equivariance metrics.
         stack: run transformed copies in the same forward as the batch (see ``stacked_forward``); ``None``
             lets the model decide (its ``stack_copies`` attribute; no stacking through batch norm in training).
+        device: ``"auto"`` (CUDA when available, else the CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or a
+            ``torch.device``; the model and every batch move there (under torchrun each rank uses
+            ``cuda:LOCAL_RANK``). CUDA without a GPU is an error, not a fall back to the CPU.
+        precision: ``"32"``, ``"bf16"`` or ``"fp16"`` (CUDA only, with a gradient scaler): autocast for the
+            training forward and loss; :meth:`evaluate` always measures in the model's own dtype.
     """
 
     def __init__(
@@ -99,6 +113,8 @@ class Trainer:
         strategy_options: dict[str, Any] | None = None,
         normalize_targets: bool = True,
         keep_normalization: bool = False,
+        device: str | torch.device = "auto",
+        precision: str = "32",
     ) -> None:
         if task not in TASKS:
             raise ValueError(f"task: expected one of {TASKS}, got {task!r}")
@@ -110,6 +126,9 @@ class Trainer:
         self.stack = stack
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.resume, self.progress, self.normalize_targets = resume, progress, normalize_targets
+        self.device = distributed.local_device(resolve_device(device))
+        self.precision = resolve_precision(precision, self.device)
+        check_materialized(model)  # weights on the meta device: an error here, never made up by a move
         self._seed_everything(seed)
         self.spec = spec or getattr(model, "spec", None)
         if self.spec is None:
@@ -140,7 +159,9 @@ class Trainer:
         elif strategy.model is None:
             strategy.apply(model, self.spec, group)
         self.strategy = strategy
-        self.model = self.strategy.model
+        self.model = self.strategy.model.to(self.device)
+        self.regularizers.to(self.device)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
         self.base_model = model
         self.normalization: dict[str, list[float]] | None = None  # fitted on the training targets in fit()
         if keep_normalization:
@@ -212,7 +233,7 @@ class Trainer:
 
         ``epochs`` caps how many epochs this call runs (a later ``fit`` with ``resume=True`` goes on).
         """
-        ddp = distributed.setup()
+        ddp = distributed.setup(self.device)
         if self.task == "regression" and self.normalize_targets and self.normalization is None:
             self.normalization = fit_normalization(train_loader, self.spec)  # whole training set, before sharding
         train_loader = distributed.shard_loader(train_loader) if ddp else train_loader
@@ -223,7 +244,7 @@ class Trainer:
         if self.resume and self.run_dir is not None and (self.run_dir / "last.pt").is_file():
             self._load_state(self.run_dir / "last.pt")
             self.base_model.normalization = self.normalization  # the interrupted run's, restored with it
-        forward_model = distributed.wrap(self.model) if ddp else self.model
+        forward_model = distributed.wrap(self.model, self.device) if ddp else self.model
         last = self.max_epochs if epochs is None else min(self.max_epochs, self.epoch + epochs)
         bar = tqdm(
             range(self.epoch, last),
@@ -263,7 +284,7 @@ class Trainer:
     def _lazy_init(self, loader: Iterable) -> None:
         """One forward on a batch so lazily created layers (``nn.LazyLinear``) exist before the optimizer."""
         if any(isinstance(p, nn.parameter.UninitializedParameter) for p in self.model.parameters()):
-            inputs, _ = split_batch(next(iter(loader)))
+            inputs = to_device(split_batch(next(iter(loader)))[0], self.device)
             with torch.no_grad():
                 self.model(inputs)
 
@@ -279,21 +300,22 @@ class Trainer:
         steps = 0
         n_batches = len(loader) if hasattr(loader, "__len__") else None
         for step, batch in enumerate(loader):
-            inputs, y = split_batch(batch)
+            inputs, y = to_device(split_batch(batch), self.device)
             if self.strategy.batch_transform is not None:
                 inputs = self.strategy.batch_transform(inputs, generator)
                 y = inputs.y if is_graph(inputs) else y  # equivariant graph targets move with the input
-            out, penalties = stacked_forward(
-                model,
-                inputs,
-                self.components,
-                generator,
-                self.stack,
-                hook_model=self.model,
-                step=self.global_step,
-                spec=self.spec,
-            )
-            task_loss = self.task_loss(out, y)
+            with autocast(self.device, self.precision):
+                out, penalties = stacked_forward(
+                    model,
+                    inputs,
+                    self.components,
+                    generator,
+                    self.stack,
+                    hook_model=self.model,
+                    step=self.global_step,
+                    spec=self.spec,
+                )
+            task_loss = self.task_loss(upcast(out), y)  # targets standardized in float32, not bfloat16
             self._balance(task_loss, penalties)
             loss = task_loss
             position = epoch + (step / n_batches if n_batches else 0.0)
@@ -311,10 +333,12 @@ class Trainer:
                     f"step {step}; stopped" + (f"; last good checkpoint: {last}" if last else "")
                 )
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            self.scaler.scale(loss).backward()  # the scaler is a pass-through unless precision is fp16
             if self.grad_clip:
+                self.scaler.unscale_(self.optimizer)
                 nn.utils.clip_grad_norm_([p for g in self.optimizer.param_groups for p in g["params"]], self.grad_clip)
-            self.optimizer.step()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
             self._dual_step(penalties)
             self.global_step += 1
             sums["train_loss"] += float(loss.detach())
@@ -373,7 +397,7 @@ class Trainer:
         """``E[R]`` of each constrained term on the validation data (the training mean without any)."""
         for reg in self.constrained:
             if val_loader is not None:
-                inputs = [split_batch(b)[0] for b in val_loader]
+                inputs = [to_device(split_batch(b)[0], self.device) for b in val_loader]
                 generator = torch.Generator().manual_seed(self.seed + 1)
                 value = mean_penalty(self.model, inputs, reg.term, self.spec, generator)
             elif row is not None:
@@ -437,10 +461,14 @@ class Trainer:
         and consistency come from the same transformed outputs. With one group the keys are plain; with
         several they are also suffixed by the group's name (``equivariance_error/SO3``).
         """
+        with full_precision(self.device):  # measured in the model's dtype even inside an autocast region
+            return self._evaluate(loader)
+
+    def _evaluate(self, loader: Iterable) -> dict[str, float]:
         predictor = self.predictor()
         outs, ys, batches = [], [], []
         for batch in loader:
-            inputs, y = split_batch(batch)
+            inputs, y = to_device(split_batch(batch), self.device)
             outs.append(output_rows(predictor(inputs), self.spec))
             ys.append(y)
             batches.append(inputs)
@@ -504,6 +532,7 @@ class Trainer:
             "normalization": self.normalization,
             "best": self.best,
             "best_epoch": getattr(self, "best_epoch", None),
+            "scaler": self.scaler.state_dict(),
             "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
         }
 
@@ -521,6 +550,8 @@ class Trainer:
         self.epoch, self.history, self.normalization = state["epoch"], state["history"], state["normalization"]
         self.global_step = state.get("global_step", 0)
         self.best, self.best_epoch = state["best"], state["best_epoch"]
+        if state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
         torch.set_rng_state(state["rng"]["torch"])
         np.random.set_state(state["rng"]["numpy"])
         random.setstate(state["rng"]["python"])
