@@ -47,7 +47,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "precision": "32",
     },
     "adapt": {
-        "checkpoint": REQUIRED,
+        "checkpoint": None,  # a checkpoint file, or
+        "model": None,  # a registered pretrained model by name, e.g. model=sevennet_0
         "data": REQUIRED,
         "out": REQUIRED,
         "limit": None,
@@ -69,7 +70,9 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "patience": 10,
         "smiles_column": None,
         "target_columns": None,
-        "task": None,
+        "task": None,  # for data=<file.csv>; or task=potential: energies and forces (data with energy, force)
+        "energy_weight": 1.0,  # task=potential: loss weights of energies per atom and of forces
+        "force_weight": 1.0,
         "overwrite": False,
         "resume": False,
         "progress": True,
@@ -77,7 +80,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "precision": "32",
     },
     "evaluate": {
-        "checkpoint": REQUIRED,
+        "checkpoint": None,
+        "model": None,
         "data": REQUIRED,
         "groups": "so3,perm",
         "split": "test",
@@ -94,14 +98,17 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 }
 HELP = {
     "pretrain": "train a backbone on a source dataset and write a run folder with model.pt",
-    "adapt": "adapt a checkpoint to a target dataset with a strategy and equivariance regularizers",
-    "evaluate": "print an equivariance report card (per group and per layer) of a checkpoint on a dataset",
+    "adapt": "adapt a checkpoint (or a registered pretrained model, model=sevennet_0) to a target dataset with a "
+    "strategy and equivariance regularizers; task=potential fits energies and forces",
+    "evaluate": "print an equivariance report card (per group and per layer; forces too for energy models) of a "
+    "checkpoint or a registered pretrained model on a dataset",
     "report": "compare run folders in one markdown table",
     "bench": "run a benchmark script from benchmarks/ (e.g. `bench equivariance_eval quick=true`)",
     "datasets": "list the dataset cards and whether their files are present",
 }
 WHOLE_NUMBERS = ("epochs", "batch_size", "limit", "samples", "patience")  # each >= 1 when set
-TASKS = ("regression", "classification")
+TASKS = ("regression", "classification", "potential")
+POTENTIAL_DATA = "md17_<molecule> (a dataset card) or mmff_<set> (MMFF94-labelled rdkit conformers, e.g. mmff_nci)"
 CSV_KEYS = ("smiles_column", "target_columns", "task")  # only with data=<file.csv>
 
 
@@ -137,6 +144,8 @@ def _parse_value(key: str, raw: str, default: Any) -> Any:
         value = [v for v in value.split(",") if v]
     if key == "precision" and isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
+    if key == "groups" and isinstance(default, str) and isinstance(value, list):  # groups=[se3,o3] as a list too
+        value = ",".join(str(v) for v in value)
     return _coerce(key, value, default, f"override {key}={raw}")
 
 
@@ -168,6 +177,11 @@ def _validate(config: dict[str, Any]) -> None:
                 resolve_precision(config["precision"], device)
         except ValueError as err:
             raise ConfigError(str(err)) from None
+    if "model" in config and (config.get("model") is None) == (config.get("checkpoint") is None):
+        raise ConfigError(
+            "checkpoint, model: expected exactly one (checkpoint=run/model.pt or model=<registered name>), got "
+            + ("both" if config.get("model") is not None else "neither")
+        )
 
 
 def resolve(command: str, config_path: str | None, overrides: list[str]) -> dict[str, Any]:
@@ -231,6 +245,62 @@ def dataset_card(config: dict[str, Any]) -> dict[str, Any]:
             f"{given[0]}: only used with data=<file.csv>, got the dataset card {data!r} (its card sets it)"
         )
     return read_card(data)
+
+
+def model_from_config(config: dict[str, Any]):
+    """The model of ``checkpoint=`` (loaded) or ``model=`` (a registered pretrained model, built)."""
+    from geoadapt.models import available, build, load
+
+    if config.get("checkpoint") is not None:
+        return load(config["checkpoint"])
+    if config["model"] not in available():
+        raise ConfigError(f"model: expected a registered model name among {available()}, got {config['model']!r}")
+    model = build(config["model"])
+    model.checkpoint = {"dataset": None, "extra": {}}
+    return model
+
+
+def _model_label(config: dict[str, Any], model) -> str:
+    if config.get("checkpoint") is not None:
+        return f"checkpoint {config['checkpoint']} ({model.arch}, trained on {(model.checkpoint or {}).get('dataset')})"
+    return f"model {config['model']}"
+
+
+def potential_dataset(config: dict[str, Any]):
+    """Energies and forces for ``task=potential``: ``md17_<molecule>`` or ``mmff_<set>`` (``limit`` molecules)."""
+    from geoadapt.data.potentials import load_md17, load_mmff_conformers
+
+    data = str(config["data"])
+    if data.startswith("md17_"):
+        return load_md17(data.removeprefix("md17_"))
+    if data.startswith("mmff_"):
+        dataset = load_mmff_conformers(data.removeprefix("mmff_"), limit=config.get("limit") or 40)
+        if dataset.failures:
+            print(f"{dataset.summary()} (left out: {dataset.failures[:3]})")
+        return dataset
+    raise ConfigError(f"data: expected {POTENTIAL_DATA} with task=potential, got {data!r}")
+
+
+def potential_split(dataset, seed: int = 0, val_fraction: float = 0.2) -> tuple[list, list]:
+    """Training and validation graphs: whole molecules (``mol_id``) on one side when the set has several."""
+    import torch
+
+    graphs = list(dataset.graphs)
+    groups = [int(g.mol_id) if getattr(g, "mol_id", None) is not None else i for i, g in enumerate(graphs)]
+    keys = sorted(set(groups))
+    order = torch.randperm(len(keys), generator=torch.Generator().manual_seed(seed)).tolist()
+    held = {keys[i] for i in order[: max(1, round(val_fraction * len(keys)))]}
+    train = [g for g, k in zip(graphs, groups) if k not in held]
+    val = [g for g, k in zip(graphs, groups) if k in held]
+    if not train or not val:
+        raise ConfigError(
+            f"data {config_name(dataset)}: expected graphs for training and validation, got {len(graphs)}"
+        )
+    return train, val
+
+
+def config_name(dataset) -> str:
+    return getattr(dataset, "name", type(dataset).__name__)
 
 
 def _csv_header(path: Path) -> list[str]:
@@ -333,6 +403,8 @@ def _model_config_from_data(name: str, config: dict[str, Any], card: dict[str, A
 
 
 def _finish_run(folder: Path, trainer, model, val_loader, config: dict, extra: dict[str, Any]) -> dict[str, Any]:
+    # The potential task's curve is the forces' (node-level 1o), relative to their own spread.
+    potential_task = trainer.task == "potential"
     import torch
 
     from geoadapt.devices import to_device
@@ -349,9 +421,10 @@ def _finish_run(folder: Path, trainer, model, val_loader, config: dict, extra: d
     ):
         sample = None  # nothing in the data rotates: the curve would be zero by construction
     # The headline error's definition: predictions in target units, relative to the targets' spread.
-    scale = trainer.equivariance_scale()
+    scale = None if potential_task else trainer.equivariance_scale()
+    predictor = trainer.output_view(trainer.model).eval() if potential_task else trainer.predictor()
     errors = (
-        error_vs_angle(trainer.predictor(), to_device(sample, trainer.device), trainer.spec, angles, scale).tolist()
+        error_vs_angle(predictor, to_device(sample, trainer.device), trainer.output_spec, angles, scale).tolist()
         if sample is not None
         else None
     )
@@ -533,27 +606,29 @@ def strategy_from_config(config: dict[str, Any], model, group):
 
 def cmd_adapt(config: dict[str, Any]) -> None:
     from geoadapt.groups import group_from_name
-    from geoadapt.models import load
     from geoadapt.runs import run_folder
     from geoadapt.train import Trainer
+    from geoadapt.train.potential import force_spec
 
-    model = load(config["checkpoint"])
-    card = dataset_card(config)
+    model = model_from_config(config)
+    potential_task = config["task"] == "potential"
+    card = {"task": "potential"} if potential_task else dataset_card(config)
     groups = [group_from_name(g) for g in config["groups"]]
-    regularizers = _regularizers(config, model.spec)
+    regularizers = _regularizers(config, force_spec(model.spec) if potential_task else model.spec)
     strategy = strategy_from_config(config, model, groups[0] if groups else None)
     for note in strategy.notes:
         print(note)
     _resume_note(config)
     with run_folder(config["out"], config["overwrite"], config["resume"], config) as folder:
-        train, val, dropped = _loaders(card, config)
-        trained_on = (model.checkpoint or {}).get("dataset")
-        _check_model_reads(
-            model,
-            val,
-            f"checkpoint {config['checkpoint']} ({model.arch}, trained on {trained_on}) on data {config['data']}",
-            "",
-        )
+        if potential_task:
+            from geoadapt.train.pretrain import loader_for
+
+            train_graphs, val_graphs = potential_split(potential_dataset(config), config["seed"])
+            train, val = loader_for(train_graphs, config["batch_size"], True), loader_for(val_graphs, 64, False)
+            dropped = None
+        else:
+            train, val, dropped = _loaders(card, config)
+        _check_model_reads(model, val, f"{_model_label(config, model)} on data {config['data']}", "")
         trainer = Trainer(
             model,
             card["task"],
@@ -570,13 +645,18 @@ def cmd_adapt(config: dict[str, Any]) -> None:
             progress=config["progress"],
             device=config["device"],
             precision=config["precision"],
+            **(
+                {"energy_weight": config["energy_weight"], "force_weight": config["force_weight"]}
+                if potential_task
+                else {}
+            ),
         )
         trainer.fit(train, val)
         extra = {
             "command": "adapt",
             "strategy": config["strategy"],
             "data": str(config["data"]),
-            "checkpoint": str(config["checkpoint"]),
+            "checkpoint": str(config["checkpoint"] or config["model"]),
             "regularizers": [repr(r) for r in regularizers],
             "dropped": dropped,
         }
@@ -584,10 +664,15 @@ def cmd_adapt(config: dict[str, Any]) -> None:
             extra.update(reg.log())
         extra.update({"constraints": trainer.constraints, "warnings": trainer.warnings})
         summary = _finish_run(folder, trainer, strategy.model, val, config, extra)  # adapters and wrappers too
+    if potential_task:
+        headline = (
+            f"val energy MAE {summary['val_energy_mae']:.4g} meV/atom, force RMSE {summary['val_force_rmse']:.4g} eV/Å"
+        )
+    else:
+        headline = f"val rmse/accuracy {summary.get('val_rmse', summary.get('val_accuracy')):.4g}"
     print(
         f"adapted on {config['data']} with {config['strategy']}"
-        f"{' + ' + ', '.join(repr(r.name) for r in regularizers) if regularizers else ''}: "
-        f"val rmse/accuracy {summary.get('val_rmse', summary.get('val_accuracy')):.4g}, "
+        f"{' + ' + ', '.join(repr(r.name) for r in regularizers) if regularizers else ''}: {headline}, "
         f"equivariance error {summary.get('val_equivariance_error', math.nan):.3g}"
         f"{''.join('; ' + constraint_line(c) for c in trainer.constraints)}; run folder {config['out']}"
     )
@@ -611,14 +696,16 @@ def report_card(config: dict[str, Any]) -> dict[str, Any]:
     from geoadapt.devices import resolve_device, to_device
     from geoadapt.groups import group_from_name
     from geoadapt.metrics import feature_errors, measure_equivariance
-    from geoadapt.models import load
+    from geoadapt.models.potential import Forces
+    from geoadapt.spec import Spec
     from geoadapt.train.pretrain import loader_for
     from geoadapt.train.targets import Denormalized, target_scale
 
     device = resolve_device(config["device"])
-    model = load(config["checkpoint"], device=device)
+    model = model_from_config(config).to(device)
     model.eval()
-    predictor = Denormalized(model, model.normalization).eval()  # errors in target units
+    normalization = getattr(model, "normalization", None)
+    predictor = Denormalized(model, normalization).eval()  # errors in target units
     card = dataset_card(config)
     molecules = card["kind"] in ("molecules_csv", "rdkit")
     if config["limit"] is not None and not molecules:
@@ -630,21 +717,31 @@ def report_card(config: dict[str, Any]) -> dict[str, Any]:
     if getattr(dataset, "dropped_line", lambda: None)():
         print(dataset.dropped_line(), file=sys.stderr if config["json"] else sys.stdout)
     batches = [b for b, _ in zip(loader_for(dataset, 128, False), range(4))]
-    _check_model_reads(
-        model,
-        batches,
-        f"checkpoint {config['checkpoint']} ({model.arch}, trained on {model.checkpoint.get('dataset')}) "
-        f"on data {config['data']}",
-        "",
-    )
+    _check_model_reads(model, batches, f"{_model_label(config, model)} on data {config['data']}", "")
     inputs = [to_device(b if not isinstance(b, (list, tuple)) else b[0], device) for b in batches]
     classifier = (model.checkpoint.get("extra") or {}).get("task") == "classification"
     layers = [n for n, m in model.named_modules() if n.count(".") == 1 and n.split(".")[0] in ("layers", "convs")]
-    rows = []
+    # An energy model evaluated on data with forces: its forces (node-level 1o) get their own rows.
+    energy_model = model.spec.output == Spec(output="0e").output and model.spec.output_level == "graph"
+    forces = Forces(model) if energy_model and all(getattr(b, "force", None) is not None for b in inputs) else None
+    rows, force_rows = [], []
     for name in [g for g in config["groups"].split(",") if g]:
         group = group_from_name(name)
+        if forces is not None:
+            m = measure_equivariance(
+                forces, inputs, group, forces.spec, config["samples"], torch.Generator().manual_seed(0)
+            )
+            force_rows.append(
+                {
+                    "group": m.group,
+                    "error": m.error,
+                    "max_error": m.max_error,
+                    "score": m.score,
+                    "absolute": m.absolute_by_block(),
+                }
+            )
         gen = torch.Generator().manual_seed(0)
-        scale = None if classifier else target_scale(model.normalization, model.spec)
+        scale = None if classifier or normalization is None else target_scale(normalization, model.spec)
         m = measure_equivariance(
             predictor, inputs, group, model.spec, config["samples"], gen, scale, classifier=classifier
         )
@@ -662,14 +759,17 @@ def report_card(config: dict[str, Any]) -> dict[str, Any]:
                 model, inputs[0], group, model.spec, layers, 2, torch.Generator().manual_seed(0)
             )
         rows.append(row)
-    return {
-        "checkpoint": str(config["checkpoint"]),
+    card = {
+        "checkpoint": str(config["checkpoint"] or config["model"]),
         "arch": model.arch,
         "data": config["data"],
         "split": config["split"],
         "graphs": sum(len(b) if isinstance(b, torch.Tensor) else b.num_graphs for b in inputs),
         "groups": rows,
     }
+    if forces is not None:
+        card["forces"] = force_rows
+    return card
 
 
 def cmd_evaluate(config: dict[str, Any]) -> None:
@@ -693,6 +793,23 @@ def cmd_evaluate(config: dict[str, Any]) -> None:
         for g in card["groups"]
     ]
     print(table(header, rows))
+    if "forces" in card:
+        print("\nForces (-dE/dpos, node-level 1o; relative to their spread, absolute in the model's units):\n")
+        print(
+            table(
+                ["group", "relative error", "max relative", "score", "abs error 1x1o"],
+                [
+                    [
+                        g["group"],
+                        f"{g['error']:.2e}",
+                        f"{g['max_error']:.2e}",
+                        f"{g['score']:.4f}",
+                        f"{g['absolute']['1x1o']:.2e}",
+                    ]
+                    for g in card["forces"]
+                ],
+            )
+        )
     if "layers" in card["groups"][0]:
         layer_names = list(card["groups"][0]["layers"])
         print("\nPer layer (relative error of the features, irreps from the model):\n")
@@ -806,6 +923,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--debug", action="store_true", help="show the full traceback on error")
         if name == "evaluate":
             p.add_argument("--checkpoint", dest="opt_checkpoint")
+            p.add_argument("--model", dest="opt_model")
             p.add_argument("--data", dest="opt_data")
             p.add_argument("--groups", dest="opt_groups")
             p.add_argument("--json", dest="opt_json", action="store_true")
@@ -857,7 +975,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
         overrides = [r for r in args.runs if "=" in r] + ([f"runs={','.join(runs)}"] if runs else [])
     if args.command == "bench" and overrides and "=" not in overrides[0]:
         overrides[0] = f"name={overrides[0]}"  # `geoadapt bench equivariance_eval quick=true`
-    for key in ("checkpoint", "data", "groups"):
+    for key in ("checkpoint", "model", "data", "groups"):
         if getattr(args, f"opt_{key}", None):
             overrides.append(f"{key}={getattr(args, f'opt_{key}')}")
     if getattr(args, "opt_json", False):

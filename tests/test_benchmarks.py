@@ -108,3 +108,22 @@ def test_demo_story_quick_writes_outside_the_tracked_files(tmp_path, capsys, mon
     assert out.count("\n|") >= 6
     ignored = subprocess.run(["git", "check-ignore", "-q", "runs/demo/summary.json"], cwd=repo)
     assert ignored.returncode == 0  # in the repository, git ignores what the demo writes
+
+
+@pytest.mark.skipif(importlib.util.find_spec("sevenn") is None, reason="optional extra sevennet")
+def test_foundation_adaptation_quick_run(tmp_path, capsys):
+    payload = _load("foundation_adaptation").main(["--quick", "--out", str(tmp_path)])
+    saved = json.loads((tmp_path / "foundation_adaptation.json").read_text())
+    assert saved["machine"]["cores"] >= 1 and saved["rows"] == payload["rows"]
+    assert [r["method"] for r in payload["rows"]] == ["zero_shot", "finetune", "readout", "lora", "lora_o3", "parity"]
+    assert all(_finite(row) for row in payload["rows"])
+    rows = {r["method"]: r for r in payload["rows"]}
+    assert rows["parity"]["o3_error"] < 1e-4 < rows["zero_shot"]["o3_error"]  # mirror symmetry restored
+    assert 0 < rows["lora"]["trainable"] < 0.03 * rows["finetune"]["trainable"]
+    assert set(saved["datasets"]["md17_ethanol"]["checks"]) == {
+        "lora_within_10pct_of_finetune_with_under_3pct_params",
+        "o3_regularizer_cuts_reflection_error_10x_at_finetune_rmse",
+        "parity_average_exact",
+    }
+    assert (tmp_path / "foundation_adaptation.md").read_text().count("\n|") >= 7
+    assert "parity_average_exact" in capsys.readouterr().out

@@ -325,3 +325,43 @@ def test_regularizer_options_that_cannot_apply_are_refused(overrides, message):
     with pytest.raises(ValueError) as caught:
         _regularizers({**DEFAULTS["adapt"], **overrides}, spec)
     assert message in str(caught.value), caught.value
+
+
+needs_sevenn = pytest.mark.skipif(
+    __import__("importlib.util").util.find_spec("sevenn") is None, reason="optional extra sevennet"
+)
+
+
+def test_model_or_checkpoint_exactly_one(capsys):
+    code, _, err = run(capsys, "evaluate", "model=sevennet_0", "checkpoint=x.pt", "data=md17_ethanol")
+    assert code == 2 and "checkpoint, model: expected exactly one" in err
+    code, _, err = run(capsys, "adapt", "data=md17_ethanol", "out=unused")
+    assert code == 2 and "got neither" in err
+
+
+@needs_sevenn
+@pytest.mark.slow
+def test_evaluate_a_registered_pretrained_potential_reports_its_forces(capsys):
+    argv = ["evaluate", "model=sevennet_0", "groups=[se3,o3]", "data=md17_ethanol", "samples=2", "--json"]
+    code, out, _ = run(capsys, *argv)
+    card = json.loads(out)
+    assert code == 0 and card["arch"] == "sevennet_0"
+    forces = {row["group"]: row["error"] for row in card["forces"]}
+    assert forces["SE3(scale=1.0)"] <= 1e-4 and forces["O3"] > 1e-3  # rotations kept, mirror images broken
+
+
+@needs_sevenn
+@pytest.mark.slow
+def test_adapt_a_registered_pretrained_potential_with_lora(tmp_path, capsys):
+    from geoadapt.models import load
+
+    out_dir = tmp_path / "lora"
+    argv = ["adapt", "model=sevennet_0", "data=md17_ethanol", "task=potential", "strategy=lora", f"out={out_dir}"]
+    code, out, _ = run(capsys, *argv, "epochs=1", "batch_size=8", "groups=[se3]", "progress=false")
+    assert code == 0 and "meV/atom" in out and "lora: rank-4 adapters on 18 layers" in out
+    summary = json.loads((out_dir / "summary.json").read_text())
+    assert summary["val_force_rmse"] > 0 and summary["val_equivariance_error"] <= 1e-4
+    loaded = load(out_dir / "model.pt")
+    assert loaded.arch == "sevennet_0" and [s["strategy"] for s in loaded.adaptations] == ["lora"]
+    code, _, err = run(capsys, *argv[:2], "data=qm9_subset", "task=potential", f"out={tmp_path / 'x'}")
+    assert code == 2 and "data: expected md17_<molecule>" in err

@@ -17,6 +17,7 @@ from geoadapt.adapt.group_average import GroupAverage, GroupAverageOptions
 from geoadapt.adapt.linear_probe import LinearProbe
 from geoadapt.adapt.lora import LoRA, LoRAOptions
 from geoadapt.adapt.options import StrategyOptions, parse_options
+from geoadapt.adapt.parity_average import ParityAverage, ParityAveraged
 from geoadapt.adapt.soft_freeze import SoftFreeze, SoftFreezeOptions
 from geoadapt.adapt.strategies import make_strategy
 from geoadapt.adapt.symmetrize import FrameAveraged, GroupAveraged, pca_frames
@@ -43,6 +44,8 @@ __all__ = [
     "LoRA",
     "LoRALinear",
     "LoRAOptions",
+    "ParityAverage",
+    "ParityAveraged",
     "SoftFreeze",
     "SoftFreezeOptions",
     "Strategy",

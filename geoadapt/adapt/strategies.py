@@ -19,6 +19,7 @@ from geoadapt.adapt import (  # noqa: F401  (registration)
     group_average,
     linear_probe,
     lora,
+    parity_average,
     soft_freeze,
 )
 from geoadapt.adapt.base import STRATEGIES, Strategy

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import pickle
 import zipfile
+from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from torch import nn
 from geoadapt.data.cache import atomic_save
 from geoadapt.devices import resolve_device
 from geoadapt.dtypes import default_dtype
+from geoadapt.models import custom
 from geoadapt.models.registry import build
 from geoadapt.spec import Spec
 
@@ -31,7 +33,8 @@ def save(
     metrics: dict[str, float] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> Path:
-    """Write ``model`` (built with :func:`build`, possibly adapted by strategies) to ``path`` atomically.
+    """Write ``model`` (built with :func:`build` or declared with :func:`~geoadapt.models.wrap`, possibly
+    adapted by strategies) to ``path`` atomically.
 
     An adapted model (LoRA, a frame-averaged or canonicalized wrapper, ...) is saved whole: the
     checkpoint holds the base architecture and config, the recorded strategy steps and the state dict
@@ -49,8 +52,8 @@ def save(
     base = base_model(model)
     if not hasattr(base, "arch") or not hasattr(base, "config"):
         raise ValueError(
-            f"model: expected a backbone made by geoadapt.models.build (with .arch and .config), "
-            f"got {type(base).__name__}"
+            f"model: expected a backbone made by geoadapt.models.build or declared with geoadapt.models.wrap "
+            f"(with .arch and .config), got {type(base).__name__}"
         )
     steps = list(getattr(model, "adaptations", []))
     if normalization is None:
@@ -108,11 +111,18 @@ def read(path: str | os.PathLike) -> dict[str, Any]:
     return payload
 
 
-def load(path: str | os.PathLike, arch: str | None = None, device: str | torch.device = "cpu") -> nn.Module:
+def load(
+    path: str | os.PathLike,
+    arch: str | None = None,
+    builder: Callable[..., nn.Module] | None = None,
+    device: str | torch.device = "cpu",
+) -> nn.Module:
     """Rebuild the model saved at ``path``; ``arch`` (optional) must match the saved (base) architecture.
 
-    The weights are read onto the CPU whatever device wrote them, and the model is moved to ``device``
-    (``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"``; see :func:`geoadapt.devices.resolve_device`).
+    A model declared with :func:`~geoadapt.models.wrap` is rebuilt by ``builder(**init)`` when given,
+    else by importing its class and calling it with the saved ``init`` keywords. The weights are read onto the
+    CPU whatever device wrote them, and the model is moved to ``device`` (``"cpu"``, ``"cuda"``, ``"cuda:N"``
+    or ``"auto"``; see :func:`geoadapt.devices.resolve_device`).
 
     Adapted models come back adapted: the base is built (in the saved dtype), the recorded strategy
     steps re-attach their adapters and wrappers, then the full state dict is loaded and the trainable
@@ -127,7 +137,10 @@ def load(path: str | os.PathLike, arch: str | None = None, device: str | torch.d
         raise ValueError(f"checkpoint {path}: expected architecture {arch!r}, got {payload['arch']!r}")
     dtype = payload.get("dtype")
     with default_dtype(getattr(torch, dtype)) if dtype else nullcontext():
-        model = build(payload["arch"], **payload["config"])
+        if payload["arch"] == custom.ARCH:
+            model = custom.rebuild(payload["config"], builder)
+        else:
+            model = build(payload["arch"], **payload["config"])
         model.spec = Spec.from_dict(payload["spec"])
         model = attach_steps(model, payload.get("adaptations", []))
         try:

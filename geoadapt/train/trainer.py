@@ -39,10 +39,18 @@ from geoadapt.regularizers.equivariance import EquivarianceRegularizer, mean_pen
 from geoadapt.spec import Spec
 from geoadapt.structure import is_graph
 from geoadapt.train import distributed
+from geoadapt.train.potential import (
+    PotentialLoss,
+    PotentialView,
+    force_spec,
+    has_energy_shift,
+    potential_metrics,
+    refit_shift,
+)
 from geoadapt.train.targets import Denormalized, fit_normalization, normalize, split_batch, target_scale
 
 log = logging.getLogger("geoadapt")
-TASKS = ("regression", "classification")
+TASKS = ("regression", "classification", "potential")
 SCHEDULERS = (None, "cosine", "step", "plateau")
 
 
@@ -61,8 +69,14 @@ class Trainer:
 
     Args:
         model: takes a batch (PyG ``Batch`` or a tensor) and returns ``(rows, spec.output.dim)``.
-        task: ``"regression"`` (MSE on standardized targets, stored as ``model.normalization``) or
-            ``"classification"`` (one logit: binary cross-entropy; several: cross-entropy).
+        task: ``"regression"`` (MSE on standardized targets, stored as ``model.normalization``),
+            ``"classification"`` (one logit: binary cross-entropy; several: cross-entropy) or ``"potential"``
+            (an energy model trained on ``energy`` and ``force`` labels, see :mod:`geoadapt.train.potential`:
+            metrics ``energy_mae`` in meV/atom, ``force_rmse`` / ``force_mae`` in eV/Å, and the equivariance
+            of the forces; regularizers take the force Spec, ``force_spec(model.spec)``).
+        energy_weight, force_weight: weights of the potential task's energy (per atom) and force terms.
+        refit_shift: potential task: refit the model's per-element energy shift by least squares on the
+            training data before training (``None``: when the model has one, e.g. SevenNet).
         keep_normalization: reuse the target standardization the model carries (``model.normalization``,
             e.g. the source task's) instead of fitting it on this task's training targets (the default:
             a model adapted to a new task is trained on that task's scale).
@@ -115,6 +129,9 @@ class Trainer:
         keep_normalization: bool = False,
         device: str | torch.device = "auto",
         precision: str = "32",
+        energy_weight: float = 1.0,
+        force_weight: float = 1.0,
+        refit_shift: bool | None = None,
     ) -> None:
         if task not in TASKS:
             raise ValueError(f"task: expected one of {TASKS}, got {task!r}")
@@ -129,10 +146,16 @@ class Trainer:
         self.device = distributed.local_device(resolve_device(device))
         self.precision = resolve_precision(precision, self.device)
         check_materialized(model)  # weights on the meta device: an error here, never made up by a move
+        if task == "potential":
+            self.normalize_targets = False  # energies and forces are fitted in eV and eV/Å
+            self.potential_loss = PotentialLoss(energy_weight, force_weight)
+        self.refit_shift, self.shift_refit = refit_shift, None
         self._seed_everything(seed)
         self.spec = spec or getattr(model, "spec", None)
         if self.spec is None:
             raise ValueError("spec: expected model.spec or a spec= argument, got neither")
+        # The output the regularizers and equivariance metrics see: forces for the potential task.
+        self.output_spec = force_spec(self.spec) if task == "potential" else self.spec
         self.regularizers = nn.ModuleList(regularizers)
         self.components: list[EquivarianceRegularizer] = [c for r in self.regularizers for c in r.components()]
         for component in self.components:
@@ -239,6 +262,8 @@ class Trainer:
         train_loader = distributed.shard_loader(train_loader) if ddp else train_loader
         self.base_model.normalization = self.normalization
         self._lazy_init(train_loader)
+        if self.task == "potential" and self.epoch == 0 and self.shift_refit is None:
+            self._refit_shift(train_loader)
         if self.optimizer is None:  # a later fit() call continues with the same optimizer state
             self._build_optimizer()
         if self.resume and self.run_dir is not None and (self.run_dir / "last.pt").is_file():
@@ -281,10 +306,26 @@ class Trainer:
         distributed.teardown(ddp)
         return self.history
 
+    def _refit_shift(self, loader: Iterable) -> None:
+        from geoadapt.adapt.base import base_model
+
+        refit = self.refit_shift if self.refit_shift is not None else has_energy_shift(base_model(self.model))
+        if refit:
+            self.shift_refit = refit_shift(self.model, loader)
+
+    def output_view(self, model: nn.Module) -> nn.Module:
+        """What regularizers and equivariance metrics see: ``model``, or its forces for the potential task."""
+        return PotentialView(model, self.spec) if self.task == "potential" else model
+
+    def _split(self, batch: Any) -> tuple[Any, Tensor | None]:
+        # The potential task reads its labels (energy, force) from the graphs themselves.
+        # Batches move to the Trainer's device here, once, for training, validation and constraints.
+        return to_device((batch, None) if self.task == "potential" else split_batch(batch), self.device)
+
     def _lazy_init(self, loader: Iterable) -> None:
         """One forward on a batch so lazily created layers (``nn.LazyLinear``) exist before the optimizer."""
         if any(isinstance(p, nn.parameter.UninitializedParameter) for p in self.model.parameters()):
-            inputs = to_device(split_batch(next(iter(loader)))[0], self.device)
+            inputs, _ = self._split(next(iter(loader)))
             with torch.no_grad():
                 self.model(inputs)
 
@@ -295,27 +336,33 @@ class Trainer:
         generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
         distributed.set_epoch(loader, epoch)
         self.model.train()
+        view = self.output_view(model)
         sums = {"train_loss": 0.0, "train_task_loss": 0.0}
         pen_sums = [0.0] * len(self.components)
         steps = 0
         n_batches = len(loader) if hasattr(loader, "__len__") else None
         for step, batch in enumerate(loader):
-            inputs, y = to_device(split_batch(batch), self.device)
+            inputs, y = self._split(batch)
             if self.strategy.batch_transform is not None:
                 inputs = self.strategy.batch_transform(inputs, generator)
                 y = inputs.y if is_graph(inputs) else y  # equivariant graph targets move with the input
+            if self.task == "potential":
+                view.reset()
             with autocast(self.device, self.precision):
                 out, penalties = stacked_forward(
-                    model,
+                    view,
                     inputs,
                     self.components,
                     generator,
                     self.stack,
                     hook_model=self.model,
                     step=self.global_step,
-                    spec=self.spec,
+                    spec=self.output_spec,
                 )
-            task_loss = self.task_loss(upcast(out), y)  # targets standardized in float32, not bfloat16
+            if self.task == "potential":
+                task_loss = self.potential_loss(view.energy, upcast(out), inputs)
+            else:
+                task_loss = self.task_loss(upcast(out), y)  # targets standardized in float32, not bfloat16
             self._balance(task_loss, penalties)
             loss = task_loss
             position = epoch + (step / n_batches if n_batches else 0.0)
@@ -397,9 +444,9 @@ class Trainer:
         """``E[R]`` of each constrained term on the validation data (the training mean without any)."""
         for reg in self.constrained:
             if val_loader is not None:
-                inputs = [to_device(split_batch(b)[0], self.device) for b in val_loader]
+                inputs = [self._split(b)[0] for b in val_loader]
                 generator = torch.Generator().manual_seed(self.seed + 1)
-                value = mean_penalty(self.model, inputs, reg.term, self.spec, generator)
+                value = mean_penalty(self.output_view(self.model), inputs, reg.term, self.output_spec, generator)
             elif row is not None:
                 value = row[f"train_penalty/{reg.term.name}"]
             else:
@@ -459,12 +506,15 @@ class Trainer:
         :func:`~geoadapt.train.targets.target_scale`), ``equivariance_score``, ``equivariance_abs/<block>``
         (mean absolute error of each output block, target units) and, for classifiers, ``consistency``; error
         and consistency come from the same transformed outputs. With one group the keys are plain; with
-        several they are also suffixed by the group's name (``equivariance_error/SO3``).
+        several they are also suffixed by the group's name (``equivariance_error/SO3``). The potential task
+        reports :func:`~geoadapt.train.potential.potential_metrics` and the equivariance of the forces.
         """
         with full_precision(self.device):  # measured in the model's dtype even inside an autocast region
             return self._evaluate(loader)
 
     def _evaluate(self, loader: Iterable) -> dict[str, float]:
+        if self.task == "potential":
+            return self._evaluate_potential(loader)
         predictor = self.predictor()
         outs, ys, batches = [], [], []
         for batch in loader:
@@ -481,14 +531,28 @@ class Trainer:
             metrics["predicted_majority"] = float(torch.bincount(classes).max()) / classes.numel()
             labels = y.reshape(-1).long()
             metrics["label_majority"] = float(torch.bincount(labels).max()) / labels.numel()
+        self._measure_groups(predictor, batches, metrics, self.equivariance_scale())
+        return metrics
+
+    @torch.no_grad()
+    def _evaluate_potential(self, loader: Iterable) -> dict[str, float]:
+        self.model.eval()
+        batches = [self._split(b)[0] for b in loader]
+        metrics = potential_metrics(self.model, batches)
+        self._measure_groups(self.output_view(self.model), batches, metrics, None)
+        return metrics
+
+    def _measure_groups(
+        self, predictor: nn.Module, batches: list, metrics: dict[str, float], scale: Tensor | None
+    ) -> None:
+        """Add the equivariance metrics of ``predictor`` under each group to ``metrics``."""
         if self.infer_groups and not self.groups:
             self.groups = [default_group(self.spec, batches[0])]
         generator = torch.Generator().manual_seed(self.seed)
         classifier = self.task == "classification"
-        scale = self.equivariance_scale()
         for i, group in enumerate(self.groups):
             m = measure_equivariance(
-                predictor, batches, group, self.spec, self.eq_samples, generator, scale, classifier=classifier
+                predictor, batches, group, self.output_spec, self.eq_samples, generator, scale, classifier=classifier
             )
             values = {"equivariance_error": m.error, "equivariance_score": m.score}
             values.update({f"equivariance_abs/{block}": v for block, v in m.absolute_by_block().items()})
@@ -500,7 +564,6 @@ class Trainer:
                 if len(self.groups) > 1:
                     metrics[f"{k}/{group!r}"] = v
         self.model.train()
-        return metrics
 
     # --- logs and checkpoints ------------------------------------------------------------------
     def _write_logs(self, row: dict[str, float]) -> None:

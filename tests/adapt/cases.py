@@ -17,6 +17,7 @@ GRAPH_CASES: dict[str, tuple[dict[str, Any], Group | None]] = {
     "group_average": ({"n_samples": 3}, SO3()),
     "frame_average": ({}, None),
     "canonicalize": ({}, SO3()),
+    "parity_average": ({}, None),
 }
 
 # strategies whose structure differs on images, for a cnn on 8x8 images
