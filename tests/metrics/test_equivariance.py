@@ -119,6 +119,22 @@ def test_so2_on_images_reports_interpolation_error_for_invariant_model():
     assert err.max() > 1e-6  # resampling is approximate, and the metric shows it
 
 
+def test_group_accuracy_of_a_one_logit_classifier_reads_the_sign():
+    class Corners(torch.nn.Module):
+        """One logit that a half turn negates: top-left minus bottom-right pixel."""
+
+        def forward(self, images):
+            return images[:, 0, :1, 0] - images[:, 0, -1:, -1]
+
+    images = torch.randn(40, 1, 8, 8, generator=torch.Generator().manual_seed(3))
+    labels = (images[:, 0, 0, 0] > images[:, 0, -1, -1]).long()  # what the upright model predicts
+    result = group_accuracy(Corners(), images, labels, Cyclic(4), Spec(output="0e"))
+    manual = [float(((Corners()(torch.rot90(images, k, dims=(-2, -1)))[:, 0] > 0).long() == labels).float().mean())
+              for k in range(4)]  # fmt: skip
+    assert result.per_element == pytest.approx(manual)
+    assert manual[0] == 1.0 and manual[2] == 0.0  # argmax of one logit read every prediction as class 0
+
+
 def test_group_accuracy_matches_a_loop_over_elements():
     torch.manual_seed(0)
     images = torch.randn(20, 1, 8, 8)

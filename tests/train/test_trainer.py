@@ -202,6 +202,25 @@ def test_binary_logit_and_multiclass_heads_on_mutag():
         assert 0 <= trainer.evaluate(loader)["accuracy"] <= 1
 
 
+def test_a_classifier_that_predicts_one_class_is_reported():
+    dataset = load("mutag")
+    loader = DataLoader(dataset[:150], batch_size=32)
+    model = build("gin", in_dim=7, edge_dim=0, out_dim=1)
+    head = [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1]
+    with torch.no_grad():  # every logit +50: class 1 for every graph, whatever the input
+        head.weight.zero_()
+        head.bias.fill_(50.0)
+    trainer = Trainer(model, "classification", max_epochs=1, lr=1e-12, progress=False)
+    trainer.fit(loader, loader)
+    labels = float(torch.cat([b.y for b in loader]).float().mean())
+    last = trainer.history[-1]
+    assert last["val_predicted_majority"] == 1.0 and last["val_label_majority"] == pytest.approx(
+        max(labels, 1 - labels)
+    )
+    (warning,) = [w for w in trainer.warnings if "collapsed" in w]
+    assert "100% of validation predictions are one class" in warning
+
+
 def test_bad_names_are_rejected():
     model = build("naive_gnn")
     with pytest.raises(ValueError, match="strategy: expected one of"):
