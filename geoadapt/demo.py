@@ -52,10 +52,10 @@ def equivariance_table(num_molecules: int = 64, n_samples: int = 8, seed: int = 
 
 def adaptation_story(
     out_dir: Path,
-    source_molecules: int = 600,
+    source_molecules: int = 400,
     pretrain_epochs: int = 15,
-    adapt_epochs: int = 15,
-    methods: tuple[str, ...] = ("finetune", "augment", "regularizer", "constrained"),
+    adapt_epochs: int = 12,
+    methods: tuple[str, ...] = ("finetune", "regularizer", "constrained"),
     seed: int = 0,
     target_limit: int | None = None,
 ) -> str:
