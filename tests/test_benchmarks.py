@@ -102,7 +102,7 @@ def test_demo_story_quick_writes_outside_the_tracked_files(tmp_path, capsys, mon
     out_dir = tmp_path / "runs" / "demo"
     out = capsys.readouterr().out
     summary = json.loads((out_dir / "summary.json").read_text())
-    assert [m["method"] for m in summary["methods"]] == ["finetune", "augment", "regularizer", "constrained"]
+    assert [m["method"] for m in summary["methods"]] == ["finetune", "regularizer", "constrained"]
     assert all(_finite(m["metrics"]) for m in summary["methods"])
     assert (out_dir / "equivariance_error.png").is_file() and (out_dir / "error_vs_angle.png").is_file()
     assert out.count("\n|") >= 6
