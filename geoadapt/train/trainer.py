@@ -518,7 +518,7 @@ class Trainer:
         predictor = self.predictor()
         outs, ys, batches = [], [], []
         for batch in loader:
-            inputs, y = to_device(split_batch(batch), self.device)
+            inputs, y = self._split(batch)
             outs.append(output_rows(predictor(inputs), self.spec))
             ys.append(y)
             batches.append(inputs)
