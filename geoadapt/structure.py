@@ -482,6 +482,37 @@ def repeat(data: AnyData, copies: int, spec: Spec | None = None) -> AnyData:
     return concat([data] * copies, spec)
 
 
+def take_copies(
+    stacked: AnyData, copies: int, first: int, count: int, template: AnyData, unchanged: AnyData | None = None
+) -> AnyData:
+    """Copies ``first .. first + count - 1`` of ``stacked``, which holds ``copies`` copies of one batch.
+
+    ``template`` is ``count`` copies of that batch (:func:`repeat`): it gives the structure (batch vector,
+    offsets, metadata). Fields of ``stacked`` that are the very tensors of ``unchanged`` (the copies before
+    they were transformed) come from the template; the others are cut out as views, index fields renumbered.
+    Costs a few views per changed field, where :func:`gather_graphs` would build a new batch.
+    """
+    if isinstance(stacked, Tensor):
+        size = stacked.shape[0] // copies
+        return stacked[first * size : (first + count) * size]
+    cuts, out = _Cuts(stacked), copy.copy(template)
+    nodes = stacked.num_nodes // copies
+    for key in stacked.keys():
+        value = stacked[key]
+        if key in _BOOKKEEPING or not isinstance(value, Tensor):
+            continue
+        if unchanged is not None and key in unchanged and value is unchanged[key]:
+            continue
+        dim = _cat_dim(stacked, key, value) or 0
+        if value.size(dim) % copies:
+            rows = value.size(dim)
+            raise ValueError(f"field {key!r}: expected {copies} equal copies along dim {dim}, got {rows} rows")
+        rows = value.size(dim) // copies
+        value = value.narrow(dim, first * rows, count * rows)
+        out[key] = value - first * nodes if cuts.is_index(key, value) else value
+    return out
+
+
 def gather_graphs(data: GraphData, index: Tensor, spec: Spec | None = None) -> tuple[Batch, Tensor]:
     """The graphs ``index`` of ``data`` (repeats allowed) as a complete batch, and the old id of each new node.
 

@@ -6,7 +6,15 @@ from torch_geometric.data import Batch, Data
 
 from geoadapt.groups import Permutation
 from geoadapt.spec import Spec
-from geoadapt.structure import concat, field_level, field_levels, gather_graphs, repeat, select_graphs
+from geoadapt.structure import (
+    concat,
+    field_level,
+    field_levels,
+    gather_graphs,
+    repeat,
+    select_graphs,
+    take_copies,
+)
 
 
 def _graph(n: int, seed: int) -> Data:
@@ -226,3 +234,16 @@ def test_permutation_leaves_edge_fields_alone():
     expected = Batch.from_data_list(by_hand)
     for key in FIELDS:
         assert torch.equal(moved[key], expected[key]), key
+
+
+@pytest.mark.parametrize("first,count", [(0, 1), (1, 2), (3, 1), (0, 4)])
+def test_take_copies_matches_from_data_list_of_the_moved_copies(molecules, first, count):
+    """Consecutive copies cut out of K permuted copies: the same batch PyG builds from those graphs."""
+    batch, copies = Batch.from_data_list(molecules), 4
+    tiled = repeat(batch, copies)
+    g = Permutation().sample_like(tiled, torch.Generator().manual_seed(first))
+    moved = Permutation().act(g, tiled, Spec(fields={"pos": "1o", "x": "3x0e"}))
+    part = take_copies(moved, copies, first, count, repeat(batch, count), unchanged=tiled)
+    B = len(molecules)
+    _same_batch(part, Batch.from_data_list(moved.to_data_list()[first * B : (first + count) * B]))
+    assert take_copies(torch.arange(8.0)[:, None], 4, 1, 2, None).flatten().tolist() == [2.0, 3.0, 4.0, 5.0]

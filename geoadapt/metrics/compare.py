@@ -46,7 +46,16 @@ from torch import Tensor, nn
 from geoadapt.devices import data_device
 from geoadapt.groups.base import Element, Group, on_device_of
 from geoadapt.spec import Spec
-from geoadapt.structure import AnyData, concat, gather_graphs, graph_index, is_graph, num_graphs, repeat
+from geoadapt.structure import (
+    AnyData,
+    concat,
+    gather_graphs,
+    graph_index,
+    is_graph,
+    num_graphs,
+    repeat,
+    take_copies,
+)
 
 DISTANCES = ("mse", "relative", "kl", "js")
 
@@ -86,6 +95,43 @@ def should_stack(model: object) -> bool:
     return True
 
 
+STACK_NODES = 4096
+"""Most nodes one measuring forward holds (default): past a few thousand nodes a message-passing forward
+gets slower per node on CPU (its activations leave the cache), so the copies of a large batch are split
+over several forwards and the copies of a small one share a forward (benchmarks/equivariance_eval.py)."""
+
+
+def stack_nodes(model: object) -> int:
+    """Nodes one forward may hold when measuring: a ``stack_nodes`` attribute of the model (or of a model it
+    wraps, through ``.model``), else :data:`STACK_NODES`."""
+    inner = model
+    while inner is not None:
+        if hasattr(inner, "stack_nodes"):
+            return int(inner.stack_nodes)
+        inner = getattr(inner, "model", None)
+    return STACK_NODES
+
+
+def forward_plan(model: object, data: AnyData, copies: int, stack: bool | None = None) -> list[int]:
+    """How many copies each forward pass runs; the batch itself rides in the first (a leading 0: alone).
+
+    ``stack=True``: one forward (``[K]``); ``False``: one copy per forward (``[0, 1, ..., 1]``); ``None``:
+    as the model says (:func:`should_stack`), and for graphs the batch and its copies are spread evenly over
+    as few forwards as keep each under :func:`stack_nodes` nodes.
+    """
+    if stack is None:
+        stack = should_stack(model)
+        if stack and is_graph(data):
+            per_forward = stack_nodes(model) // max(int(data.num_nodes), 1)  # batch-sized slots per forward
+            if per_forward < copies + 1:
+                if per_forward <= 1:
+                    return [0] + [1] * copies
+                forwards = -(-(copies + 1) // per_forward)
+                slots = [(copies + 1) // forwards + (i < (copies + 1) % forwards) for i in range(forwards)]
+                return [slots[0] - 1] + slots[1:]
+    return [copies] if stack else [0] + [1] * copies
+
+
 @contextmanager
 def evaluating(model: object) -> Iterator[None]:
     """Eval mode without gradients inside the block; the model's training flags are restored afterwards."""
@@ -119,6 +165,17 @@ class Copies:
     copies: int
     graphs: Tensor | None = None
     nodes: Tensor | None = None
+    tiled: AnyData | None = None
+
+    def part(self, first: int, count: int, template: AnyData) -> AnyData:
+        """Copies ``first`` to ``first + count - 1`` of ``moved`` (copies of the whole batch), as one batch.
+
+        ``template`` is the batch tiled ``count`` times (its structure: batch vector, offsets, fields the
+        action leaves alone); only the fields the action changed are cut out of ``moved``, as views.
+        """
+        if self.graphs is not None or self.tiled is None:
+            raise ValueError("part: expected copies of the whole batch (made without graphs=)")
+        return take_copies(self.moved, self.copies, first, count, template, self.tiled)
 
     def select(self, values: Tensor, level: str) -> Tensor:
         """The rows of ``values`` (node- or sample-level, of the whole batch) that were copied."""
@@ -173,19 +230,20 @@ def make_copies(
         graphs = graphs.to(data_device(data))  # Copies.select indexes the model's outputs with it
     if graphs is None and n_samples == 1:
         tiled = data  # actions never write in place, so the batch itself can be moved
+    elif graphs is None:
+        tiled = repeat(data, n_samples, spec=spec)  # graph b of copy c lands at c * B + b
     elif is_graph(data):
-        chosen = graphs if graphs is not None else torch.arange(num_graphs(data))
         # One gather picks the graphs and tiles the copies: graph b of copy c lands at c * len(chosen) + b.
-        tiled, nodes = gather_graphs(data, chosen.repeat(n_samples), spec=spec)
-        nodes = nodes[: nodes.numel() // n_samples] if graphs is not None else None
+        tiled, nodes = gather_graphs(data, graphs.repeat(n_samples), spec=spec)
+        nodes = nodes[: nodes.numel() // n_samples]
     else:
-        tiled = repeat(data if graphs is None else data[graphs], n_samples, spec=spec)
+        tiled = repeat(data[graphs], n_samples, spec=spec)
     if elements is None:
         if cover_cosets:
             elements = group.sample_copies(tiled, n_samples, generator)
         else:
             elements = group.sample_like(tiled, generator)
-    return Copies(group.act(elements, tiled, spec), elements, n_samples, graphs, nodes)
+    return Copies(group.act(elements, tiled, spec), elements, n_samples, graphs, nodes, tiled)
 
 
 def _pick(data: AnyData, graphs: Tensor) -> AnyData:
@@ -433,8 +491,26 @@ def transformed_outputs(
     if elements is None and n_samples is not None:
         n_samples = copies_needed(group, n_samples)
     copies = make_copies(data, group, spec, n_samples, generator, elements=elements)
-    out = forward_copies(model, data, [copies], spec, stack)
-    return compare(out.fx, out.fgx[0], copies, data, group, spec)
+    plan = forward_plan(model, data, copies.copies, stack)
+    if len(plan) == 1:
+        out = forward_copies(model, data, [copies], spec, stack=True)
+        return compare(out.fx, out.fgx[0], copies, data, group, spec)
+    # All copies are made (sampled, tiled, moved) at once; each forward takes a contiguous range of them.
+    fx, fgx, first, templates = None, [], 0, {}
+    for count in plan:
+        if count == 0:
+            fx = output_rows(model(data), spec)
+            continue
+        if count not in templates:
+            templates[count] = data if count == 1 else repeat(data, count, spec)
+        part = copies.part(first, count, templates[count])
+        if fx is None:
+            fx, moved = _split(output_rows(model(concat([data, part], spec)), spec), [data, part])
+        else:
+            moved = output_rows(model(part), spec)
+        fgx.append(moved)
+        first += count
+    return compare(fx, torch.cat(fgx), copies, data, group, spec)
 
 
 # --- the scale ------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from geoadapt import Spec
-from geoadapt.groups import SO2, SO3, Cyclic, Permutation
+from geoadapt.groups import E3, SO2, SO3, Cyclic, Permutation
 from geoadapt.metrics import (
     equivariance_error,
     error_vs_angle,
@@ -15,7 +15,7 @@ from geoadapt.metrics import (
     prediction_consistency,
     transformed_outputs,
 )
-from geoadapt.metrics.compare import block_scale, output_rows
+from geoadapt.metrics.compare import STACK_NODES, block_scale, forward_plan, output_rows
 from geoadapt.models import build
 from tests.conftest import FlatImageModel, VectorPointNet
 
@@ -190,3 +190,47 @@ def test_separate_forwards_run_one_copy_at_a_time_and_agree_with_stacking(molecu
     )
     assert sizes == [molecules64.num_graphs] * 4  # f(x), then each copy in a forward of the batch's size
     assert torch.allclose(stacked.relative, apart.relative, rtol=1e-9)
+
+
+class NodeOrderVectors(nn.Module):
+    """Node-level ``1o`` output that reads the edges and, on purpose, each node's place in its graph: not
+    permutation-equivariant, so a copy whose edges were renumbered wrongly gives different numbers."""
+
+    def forward(self, data):
+        src, dst = data.edge_index
+        messages = (data.pos[src] - data.pos[dst]) * data.x[src, :1]
+        out = torch.zeros_like(data.pos).index_add_(0, dst, messages)
+        place = torch.arange(data.num_nodes, dtype=data.pos.dtype) - data.ptr[data.batch]
+        return out + 0.1 * place[:, None] * data.pos
+
+
+def test_forward_plan_spreads_copies_under_the_node_budget(molecules64):
+    class Budget(nn.Module):
+        stack_nodes = 0
+
+    model, n = Budget(), molecules64.num_nodes
+    assert forward_plan(model, molecules64, 5, stack=True) == [5]
+    assert forward_plan(model, molecules64, 5, stack=False) == [0, 1, 1, 1, 1, 1]
+    for budget, plan in [(6 * n, [5]), (2 * n + 1, [1, 2, 2]), (3 * n, [2, 3]), (n, [0, 1, 1, 1, 1, 1])]:
+        model.stack_nodes = budget
+        assert forward_plan(model, molecules64, 5) == plan, budget
+    assert forward_plan(nn.Linear(2, 2), torch.zeros(1000, 2), 5) == [5]  # tensors: one forward
+    assert STACK_NODES > 20 * n  # the default stacks small batches whole
+
+
+@pytest.mark.parametrize("group", [Permutation(), E3(), Permutation() * SO3()], ids=repr)
+def test_copies_spread_over_forwards_give_the_stacked_numbers(molecules64, group):
+    """The automatic plan (several forwards, copies cut out of one moved batch) against one stacked forward,
+    same elements: equal errors in float64, and every forward stays under the model's node budget."""
+    model = NodeOrderVectors()
+    spec = Spec(fields={"pos": "1o", "x": f"{molecules64.x.shape[1]}x0e"}, output="1o", output_level="node")
+    nodes = []
+    model.register_forward_pre_hook(lambda module, args: nodes.append(args[0].num_nodes))
+    stacked = measure_equivariance(model, molecules64, group, spec, 6, torch.Generator().manual_seed(1), stack=True)
+    model.stack_nodes = 2 * molecules64.num_nodes + 1
+    nodes.clear()
+    spread = measure_equivariance(model, molecules64, group, spec, 6, torch.Generator().manual_seed(1))
+    assert len(nodes) == 4 and max(nodes) <= model.stack_nodes and sum(nodes) == 7 * molecules64.num_nodes
+    assert float(stacked.relative.min()) > 1e-3  # the model is not equivariant: there is something to compare
+    torch.testing.assert_close(spread.relative, stacked.relative, rtol=1e-12, atol=0)
+    torch.testing.assert_close(spread.absolute, stacked.absolute, rtol=1e-12, atol=0)
