@@ -2,8 +2,9 @@
 
 For each backbone, on the same molecules (rdkit NCI-5K, ETKDG conformers, in chunks of molecules):
 
-- geoadapt: ``geoadapt.metrics.equivariance_error`` with K SO(3) samples per molecule, copies stacked into one
-  forward or run one copy per forward as the model declares (``stack_copies``; both are also timed);
+- geoadapt: ``geoadapt.metrics.equivariance_error`` with K SO(3) samples per molecule, the batch and its copies
+  spread over as few forwards as keep each under the model's node budget (``forward_plan``; "copies run" shows
+  the plan of the first chunk); all copies stacked in one forward and one copy per forward are also timed;
 - own forwards: the model alone, K + 1 forwards of each chunk (the least any measurement needs);
 - e3nn.util.test: ``e3nn.util.test.equivariance_error`` with ``ntrials=K`` (one rotation per trial, parity
   and translation off, 2 forwards per trial).
@@ -34,7 +35,7 @@ from geoadapt.data.molecules import build_molecules  # noqa: E402
 from geoadapt.data.rdkit_sets import read_nci5k  # noqa: E402
 from geoadapt.groups import SO3  # noqa: E402
 from geoadapt.metrics import equivariance_error  # noqa: E402
-from geoadapt.metrics.compare import should_stack  # noqa: E402
+from geoadapt.metrics.compare import copies_needed, forward_plan  # noqa: E402
 from geoadapt.models import build  # noqa: E402
 from geoadapt.report import table  # noqa: E402
 
@@ -62,6 +63,16 @@ def e3nn_route(model, chunk: Batch, K: int) -> dict:
         do_parity=False,
         do_translation=False,
     )
+
+
+def describe_plan(plan: list[int]) -> str:
+    """``[1, 2, 2]`` -> ``"3 forwards (batch + 1, 2, 2 copies)"``."""
+    if len(plan) == 1:
+        return f"1 forward (batch + {plan[0]} copies)"
+    alone = "batch alone, " if plan[0] == 0 else f"batch + {plan[0]}, "
+    rest = plan[1:]
+    sizes = f"{len(rest)} x {rest[0]}" if len(set(rest)) == 1 else ", ".join(map(str, rest))
+    return f"{len(plan)} forwards ({alone}{sizes} copies)"
 
 
 def ratio(times: dict[str, list[float]], a: str, b: str) -> list[float]:
@@ -129,7 +140,7 @@ def main(argv: list[str] | None = None) -> dict:
                 "molecules": len(data),
                 "samples": K,
                 "chunk": size,
-                "stack_copies": should_stack(model),
+                "forward_plan": forward_plan(model, chunks[0], copies_needed(SO3(), K)),
                 "seconds": {r: statistics.median(v) for r, v in times.items()},
                 "geoadapt_over_own_forwards": over_own,
                 "e3nn_over_geoadapt": e3nn_over,
@@ -141,7 +152,7 @@ def main(argv: list[str] | None = None) -> dict:
                 [
                     name,
                     size,
-                    "stacked" if record["stack_copies"] else "one copy per forward",
+                    describe_plan(record["forward_plan"]),
                     f"{record['seconds']['geoadapt']:.3f}",
                     f"{record['seconds']['own forwards']:.3f}",
                     f"{record['seconds']['e3nn.util.test']:.3f}",

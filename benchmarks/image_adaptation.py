@@ -46,7 +46,7 @@ def regularizers(kind, spec):
     term = EquivarianceRegularizer(Cyclic(4), spec, distance="kl", weight=1.0)
     if kind == "plain":
         return [term]
-    return [ConstrainedEquivarianceRegularizer(term, epsilon=1e-3, dual_lr=10.0, initial_multiplier=1.0)]
+    return [ConstrainedEquivarianceRegularizer(term, epsilon=1e-3)]
 
 
 def accuracy(model, images, labels) -> float:

@@ -52,12 +52,12 @@ def equivariance_table(num_molecules: int = 64, n_samples: int = 8, seed: int = 
 
 def adaptation_story(
     out_dir: Path,
-    source_molecules: int = 400,
+    source_molecules: int = 300,
     pretrain_epochs: int = 15,
     adapt_epochs: int = 12,
     methods: tuple[str, ...] = ("finetune", "regularizer", "constrained"),
     seed: int = 0,
-    target_limit: int | None = None,
+    target_sample: int | None = 450,
 ) -> str:
     """Pretrain on NCI TPSA (with rotation augmentation), adapt to ChEMBL activity with several methods.
 
@@ -94,7 +94,8 @@ def adaptation_story(
     )
     steps.update()
     steps.set_postfix_str("loading ChEMBL2321810")
-    parts = [load("rdkit_chembl2321810", split=s, limit=target_limit, progress=False) for s in ("train", "val", "test")]
+    splits = ("train", "val", "test")
+    parts = [load("rdkit_chembl2321810", split=s, sample=target_sample, progress=False) for s in splits]
     loaders = [
         DataLoader(parts[0].graphs, batch_size=32, shuffle=True),
         DataLoader(parts[1].graphs, batch_size=256),
@@ -186,7 +187,7 @@ def main(argv: list[str] | None = None) -> None:
         print(equivariance_table(args.molecules, args.samples))
         return
     if args.quick:
-        print(adaptation_story(args.out, source_molecules=120, pretrain_epochs=2, adapt_epochs=2, target_limit=120))
+        print(adaptation_story(args.out, source_molecules=120, pretrain_epochs=2, adapt_epochs=2, target_sample=120))
     else:
         print(adaptation_story(args.out))
     print(f"\nwrote {args.out}/summary.json and plots")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -104,7 +105,9 @@ def load(
     """Load dataset ``name`` (a card name, or a card such as :func:`csv_card` makes) as its card says.
 
     ``split`` in ``train``/``val``/``test`` picks a part. Molecule sets return a :class:`MoleculeDataset`
-    (options: ``limit``, ``num_conformers``, ``seed``, ``workers``, ``progress``); TU sets a PyG
+    (options: ``limit`` (the first rows), ``sample`` (rdkit sets: that many rows drawn at random, seed 0, in
+    file order: files sorted by series are not skewed), ``num_conformers``, ``seed``, ``workers``,
+    ``progress``); TU sets a PyG
     ``TUDataset``; ``digits`` an :class:`ImageDataset`.
     """
     card = read_card(name) if isinstance(name, str) else name
@@ -144,11 +147,15 @@ def load(
     return _subset(dataset, split_indices(card, dataset, fold)[split])
 
 
-def _load_molecules(card: dict[str, Any], root: str | None, limit: int | None = None, **options: Any):
+def _load_molecules(
+    card: dict[str, Any], root: str | None, limit: int | None = None, sample: int | None = None, **options: Any
+):
     from geoadapt.data.molecules import build_molecules, from_csv
     from geoadapt.data.rdkit_sets import read_chembl2321810, read_nci5k
 
     if card["kind"] == "molecules_csv":
+        if sample is not None:
+            raise ValueError(f"sample: expected None for the CSV set {card['name']!r} (use limit), got {sample}")
         return from_csv(
             data_root(root) / card["file"],
             card["smiles_column"],
@@ -162,4 +169,9 @@ def _load_molecules(card: dict[str, Any], root: str | None, limit: int | None = 
     smiles, labels = reader()
     if limit is not None:
         smiles, labels = smiles[:limit], labels[:limit]
+    if sample is not None:
+        if not 0 < sample <= len(smiles):
+            raise ValueError(f"sample: expected 1 to {len(smiles)} rows of {card['name']!r}, got {sample}")
+        rows = sorted(random.Random(0).sample(range(len(smiles)), sample))
+        smiles, labels = [smiles[i] for i in rows], [labels[i] for i in rows]
     return build_molecules(card["name"], smiles, [[v] for v in labels], card["task"], card["target_columns"], **options)

@@ -117,19 +117,26 @@ def forward_plan(model: object, data: AnyData, copies: int, stack: bool | None =
 
     ``stack=True``: one forward (``[K]``); ``False``: one copy per forward (``[0, 1, ..., 1]``); ``None``:
     as the model says (:func:`should_stack`), and for graphs the batch and its copies are spread evenly over
-    as few forwards as keep each under :func:`stack_nodes` nodes.
+    as few forwards as keep each under :func:`stack_nodes` nodes (the batch alone when that costs no extra
+    forward: its outputs then need no stacking).
     """
     if stack is None:
         stack = should_stack(model)
         if stack and is_graph(data):
             per_forward = stack_nodes(model) // max(int(data.num_nodes), 1)  # batch-sized slots per forward
             if per_forward < copies + 1:
-                if per_forward <= 1:
-                    return [0] + [1] * copies
-                forwards = -(-(copies + 1) // per_forward)
-                slots = [(copies + 1) // forwards + (i < (copies + 1) % forwards) for i in range(forwards)]
+                per_forward = max(per_forward, 1)
+                together = -(-(copies + 1) // per_forward)
+                if 1 + -(-copies // per_forward) <= together:
+                    return [0] + _even(copies, together - 1)
+                slots = _even(copies + 1, together)
                 return [slots[0] - 1] + slots[1:]
     return [copies] if stack else [0] + [1] * copies
+
+
+def _even(items: int, parts: int) -> list[int]:
+    """``items`` split into ``parts`` sizes that differ by at most one, larger first."""
+    return [items // parts + (i < items % parts) for i in range(parts)]
 
 
 @contextmanager

@@ -1,7 +1,11 @@
 """Equivariance regularizers: output and feature level, mixed symmetries, constrained and resilient forms."""
 
 from geoadapt.metrics.compare import DISTANCES
-from geoadapt.regularizers.combined import ConstrainedEquivarianceRegularizer, MixedEquivarianceRegularizer
+from geoadapt.regularizers.combined import (
+    ConstrainedEquivarianceRegularizer,
+    MixedEquivarianceRegularizer,
+    constraint_verdict,
+)
 from geoadapt.regularizers.equivariance import EquivarianceRegularizer, stacked_forward
 from geoadapt.regularizers.schedules import Schedule
 
@@ -11,5 +15,6 @@ __all__ = [
     "EquivarianceRegularizer",
     "MixedEquivarianceRegularizer",
     "Schedule",
+    "constraint_verdict",
     "stacked_forward",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -206,3 +207,14 @@ class ConstrainedEquivarianceRegularizer(nn.Module):
             out[f"{self.name}/val_penalty"] = float(self.measured)
             out[f"{self.name}/met"] = float(float(self.measured) <= self.epsilon + self.slack)
         return out
+
+
+def constraint_verdict(report: dict[str, Any]) -> str:
+    """One line from :meth:`ConstrainedEquivarianceRegularizer.report`: ``name E[R] <= ε met (measured m on the
+    validation data)`` or ``name E[R] <= ε NOT met: measured m on the validation data, d above``."""
+    head = f"{report['constraint']} E[R] <= {report['epsilon']:.3g}"
+    if report.get("slack"):
+        head += f" + slack {report['slack']:.3g}"
+    if report["met"]:
+        return f"{head} met (measured {report['measured']:.3g} on the validation data)"
+    return f"{head} NOT met: measured {report['measured']:.3g} on the validation data, {report['miss']:.3g} above"

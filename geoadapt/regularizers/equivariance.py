@@ -55,6 +55,9 @@ class EquivarianceRegularizer(nn.Module):
         output: include the output-level term (set ``False`` for features only).
         batch_fraction: share of each batch's graphs that get transformed copies (chosen at random each
             step). The penalty stays an unbiased estimate of ``E_x E_g d``; the extra compute shrinks with it.
+            On the steps where ``weight="auto"`` re-sets itself every graph is copied: the weight is calibrated
+            on the penalty of the whole batch, whose gradient norm is not inflated by the noise of a small
+            sample, so a fraction keeps the expected gradient of copying everything.
         every: apply the penalty on every ``every``-th training step only, multiplied by ``every`` so its
             expected gradient is unchanged (lazy regularization, as for R1 in StyleGAN2).
             The defaults (a quarter of each batch, every step) end as equivariant, and as accurate, as copying
@@ -131,11 +134,16 @@ class EquivarianceRegularizer(nn.Module):
         self.weight = math.exp(min(max(target, math.log(1e-4)), math.log(1e6)))
         self.balance_steps += 1
 
+    def balances_at(self, step: int) -> bool:
+        """Whether the auto weight re-sets itself at training step ``step`` (every ``balance_every`` active steps)."""
+        return self.auto_weight and step % self.every == 0 and (step // self.every) % self.balance_every == 0
+
     # --- the pieces stacked_forward uses -------------------------------------------------------
-    def sample(self, batch: AnyData, generator: torch.Generator | None = None) -> Copies:
-        """``n_samples`` transformed copies of ``batch`` (or of a random ``batch_fraction`` of its graphs)."""
+    def sample(self, batch: AnyData, generator: torch.Generator | None = None, whole: bool = False) -> Copies:
+        """``n_samples`` transformed copies of ``batch`` (or of a random ``batch_fraction`` of its graphs, unless
+        ``whole``)."""
         graphs = None
-        if self.batch_fraction < 1:
+        if self.batch_fraction < 1 and not whole:
             total = num_graphs(batch)
             keep = max(1, round(self.batch_fraction * total))
             graphs = torch.randperm(total, generator=generator)[:keep].sort().values
@@ -195,6 +203,7 @@ def stacked_forward(
     hook_model: nn.Module | None = None,
     step: int | None = None,
     spec: Spec | None = None,
+    whole: Sequence[EquivarianceRegularizer] = (),
 ) -> tuple[Tensor, list[Tensor]]:
     """``f(x)`` and the unweighted penalty of each base regularizer, from one stacked forward pass.
 
@@ -202,14 +211,15 @@ def stacked_forward(
     (``None``: see :func:`geoadapt.metrics.compare.should_stack`). ``hook_model`` is the module whose submodule
     names the feature terms use (the inner model when ``model`` is a DDP wrapper). ``step`` (training) skips
     the regularizers whose ``every`` does not divide it: their penalty is 0 on this step, and active ones are
-    scaled by ``every``. ``spec`` (default: the first regularizer's) shapes the model's outputs.
+    scaled by ``every``. ``spec`` (default: the first regularizer's) shapes the model's outputs. The
+    regularizers in ``whole`` copy every graph this step, whatever their ``batch_fraction``.
     """
     spec = spec or (regularizers[0].spec if regularizers else getattr(hook_model or model, "spec", None))
     active = [r for r in regularizers if step is None or step % r.every == 0]
     if not active:
         out = model(batch)
         return (out if spec is None else output_rows(out, spec)), [out.new_zeros(()) for _ in regularizers]
-    copies = [reg.sample(batch, generator) for reg in active]
+    copies = [reg.sample(batch, generator, whole=any(reg is w for w in whole)) for reg in active]
     names = sorted({name for reg in active for name in reg.layers})
     modules = dict((hook_model or model).named_modules()) if names else {}
     for reg in active:  # irreps of features not given by the user: from the module (e3nn's irreps_out)

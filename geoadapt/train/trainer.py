@@ -34,7 +34,7 @@ from geoadapt.groups import Group, group_from_name
 from geoadapt.metrics.compare import output_rows
 from geoadapt.metrics.equivariance import measure_equivariance
 from geoadapt.metrics.task import classification_metrics, predicted_class, regression_metrics
-from geoadapt.regularizers.combined import ConstrainedEquivarianceRegularizer
+from geoadapt.regularizers.combined import ConstrainedEquivarianceRegularizer, constraint_verdict
 from geoadapt.regularizers.equivariance import EquivarianceRegularizer, mean_penalty, stacked_forward
 from geoadapt.spec import Spec
 from geoadapt.structure import is_graph
@@ -358,6 +358,7 @@ class Trainer:
                     hook_model=self.model,
                     step=self.global_step,
                     spec=self.output_spec,
+                    whole=[reg for reg in self.balanced if reg.balances_at(self.global_step)],
                 )
             if self.task == "potential":
                 task_loss = self.potential_loss(view.energy, upcast(out), inputs)
@@ -402,7 +403,7 @@ class Trainer:
             count = len(reg.components())
             reg.end_epoch(means[offset : offset + count])
             offset += count
-        row = {"epoch": float(epoch), **{k: v / max(steps, 1) for k, v in sums.items()}}
+        row = {"epoch": int(epoch), **{k: v / max(steps, 1) for k, v in sums.items()}}
         row.update({f"train_penalty/{c.name}": m for c, m in zip(self.components, means)})
         row["lr"] = self.optimizer.param_groups[0]["lr"]
         return row
@@ -413,11 +414,7 @@ class Trainer:
         A lazy regularizer (``every=k``) is balanced on its own active steps, on its unscaled penalty.
         """
         step = self.global_step
-        due = [
-            (reg, penalties[self.components.index(reg)])
-            for reg in self.balanced
-            if step % reg.every == 0 and (step // reg.every) % reg.balance_every == 0
-        ]
+        due = [(reg, penalties[self.components.index(reg)]) for reg in self.balanced if reg.balances_at(step)]
         due = [(reg, p) for reg, p in due if p.requires_grad]
         if not due:
             return
@@ -458,10 +455,7 @@ class Trainer:
         self.constraints = [reg.report() for reg in self.constrained]
         for report in self.constraints:
             if not report["met"]:
-                self._warn(
-                    f"{report['constraint']}: E[R] <= {report['epsilon']:.3g} not met: measured "
-                    f"{report['measured']:.3g} on the validation data, {report['miss']:.3g} above the bound"
-                )
+                self._warn(constraint_verdict(report))
         last = self.history[-1] if self.history else {}
         share, labels = last.get("val_predicted_majority"), last.get("val_label_majority")
         if share is not None and share >= 0.95 and share > labels + 0.05:

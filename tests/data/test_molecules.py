@@ -127,3 +127,21 @@ def test_bad_csv_files_fail_in_one_clear_line(tmp_path):
         from_csv(header)
     with pytest.raises(ValueError, match="column 'y' row 1 of .*word.csv: expected a number .*got 'high'"):
         from_csv(word)
+
+
+def test_sample_draws_rows_across_the_file_in_file_order(monkeypatch):
+    """``sample=`` reaches past a file sorted by series (``limit=`` keeps its first rows); bad sizes are refused."""
+    from geoadapt.data.rdkit_sets import read_chembl2321810
+
+    asked = []
+    monkeypatch.setattr(molecules_module, "embed_smiles", lambda smiles, *a, **k: asked.append(list(smiles)) or [])
+    monkeypatch.setenv("GEOADAPT_CACHE", "/nonexistent-never-written")
+    everything, _ = read_chembl2321810()
+    load("rdkit_chembl2321810", sample=40, progress=False, cache=False)
+    load("rdkit_chembl2321810", sample=40, progress=False, cache=False)
+    first, again = asked
+    assert first == again and len(first) == 40  # the same rows every time
+    rows = [everything.index(s) for s in first]
+    assert rows == sorted(rows) and rows[-1] > len(everything) // 2
+    with pytest.raises(ValueError, match=r"sample: expected 1 to 1017 rows of 'rdkit_chembl2321810', got 5000"):
+        load("rdkit_chembl2321810", sample=5000, progress=False)

@@ -214,6 +214,8 @@ def test_forward_plan_spreads_copies_under_the_node_budget(molecules64):
     for budget, plan in [(6 * n, [5]), (2 * n + 1, [1, 2, 2]), (3 * n, [2, 3]), (n, [0, 1, 1, 1, 1, 1])]:
         model.stack_nodes = budget
         assert forward_plan(model, molecules64, 5) == plan, budget
+    model.stack_nodes = 2 * n + 1
+    assert forward_plan(model, molecules64, 4) == [0, 2, 2]  # the batch alone costs no extra forward here
     assert forward_plan(nn.Linear(2, 2), torch.zeros(1000, 2), 5) == [5]  # tensors: one forward
     assert STACK_NODES > 20 * n  # the default stacks small batches whole
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from torch_geometric.data import Batch
@@ -232,7 +234,7 @@ def test_reachable_constraint_ends_met_and_unreachable_one_says_by_how_much(chem
     report = trainer.constraints[0]
     assert trainer.history[-1][f"{tight.name}/met"] == 0.0 and not report["met"]
     assert report["miss"] == pytest.approx(report["measured"] - 1e-9) and report["miss"] > 0
-    assert any("not met" in w and f"{report['measured']:.3g}" in w for w in trainer.warnings)
+    assert any("NOT met" in w and f"{report['measured']:.3g}" in w for w in trainer.warnings)
 
 
 def test_mixed_weights_separate_held_from_broken_symmetry():
@@ -278,3 +280,27 @@ def test_lazy_regularization_skips_steps_and_rescales(molecules):
     assert float(active) == pytest.approx(3 * float(plain), rel=1e-5)  # scaled by the interval
     with pytest.raises(ValueError, match="every"):
         EquivarianceRegularizer(SO3(), model.spec, every=0)
+
+
+def test_auto_weight_sets_the_gradient_ratio_then_smooths_it():
+    reg = EquivarianceRegularizer(SO3(), Spec(fields={"pos": "1o"}, output="0e"), balance_ratio=0.2)
+    reg.balance(task_grad_norm=2.0, penalty_grad_norm=8.0)
+    assert reg.weight == pytest.approx(0.2 * 2.0 / 8.0)  # the first balance: the ratio exactly
+    reg.balance(task_grad_norm=2.0, penalty_grad_norm=1.0)
+    assert reg.weight == pytest.approx(math.exp(0.7 * math.log(0.05) + 0.3 * math.log(0.4)))
+    before = reg.weight
+    reg.balance(task_grad_norm=1.0, penalty_grad_norm=0.0)  # an exact model: nothing to balance against
+    assert reg.weight == before
+
+
+def test_auto_weight_is_balanced_on_every_graph_and_trains_on_a_fraction(chembl_loaders):
+    """Balance steps copy the whole batch (the penalty's gradient norm is not inflated by a small sample's
+    noise); the other steps copy ``batch_fraction`` of it."""
+    model = build("naive_gnn")
+    reg = EquivarianceRegularizer(SO3(), model.spec, batch_fraction=0.25, balance_every=2)
+    sizes = []
+    model.register_forward_pre_hook(lambda module, args: sizes.append(args[0].num_graphs) if module.training else None)
+    trainer = Trainer(model, "regression", [reg], max_epochs=1, progress=False, seed=0)
+    trainer.fit(chembl_loaders[0])  # 120 molecules in batches of 32: 32, 32, 32, 24
+    assert sizes == [32 + 32, 32 + 8, 32 + 32, 24 + 6]
+    assert trainer.history[-1][f"{reg.name}/weight"] != 1.0  # it was set
