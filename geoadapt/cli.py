@@ -507,7 +507,8 @@ def cmd_pretrain(config: dict[str, Any]) -> None:
             config,
             {"command": "pretrain", "model": config["model"], "data": str(config["data"]), "dropped": dropped},
         )
-    print(f"pretrained {config['model']} on {config['data']}: {_headline(summary)}; run folder {config['out']}")
+    headline = _headline(summary, trainer.task)
+    print(f"pretrained {config['model']} on {config['data']}: {headline}; run folder {config['out']}")
 
 
 def _regularizers(config: dict[str, Any], spec: Spec) -> list[torch.nn.Module]:
@@ -551,7 +552,7 @@ def _regularizers(config: dict[str, Any], spec: Spec) -> list[torch.nn.Module]:
             homotopy = options["homotopy"]
             if not (isinstance(homotopy, (list, tuple)) and len(homotopy) == 2):
                 raise ConfigError(f"constrained.homotopy: expected [epsilon_start, epochs], got {homotopy!r}")
-            start = _numbers({"start": homotopy[0]}, "constrained.homotopy", ("start",))["start"]
+            start = _numbers({"start": homotopy[0]}, "constrained.homotopy", {"start": float})["start"]
             options["homotopy"] = (start, homotopy[1])
         return [ConstrainedEquivarianceRegularizer(t, **options) for t in terms]
     return terms
@@ -565,21 +566,30 @@ def _known_options(options: dict[str, Any], field: str, cls: type, internal: tup
         raise ConfigError(f"{field}: expected keys among {known}, got unknown {unknown}")
 
 
-def _numeric_options(cls: type) -> tuple[str, ...]:
-    """The options of ``cls`` annotated as a plain ``int`` or ``float`` (possibly ``| str``, e.g. ``"auto"``)."""
+def _numeric_options(cls: type) -> dict[str, type]:
+    """The options of ``cls`` annotated as a plain ``int`` or ``float`` (possibly ``| str``, e.g. ``"auto"``),
+    with that type. The annotations are strings: geoadapt's modules use ``from __future__ import annotations``."""
     plain = re.compile(r"^(int|float)( \| (str|None))?$")
-    return tuple(n for n, p in inspect.signature(cls).parameters.items() if plain.match(str(p.annotation)))
+    found = {n: plain.match(str(p.annotation)) for n, p in inspect.signature(cls).parameters.items()}
+    return {n: int if m.group(1) == "int" else float for n, m in found.items() if m}
 
 
-def _numbers(options: dict[str, Any], field: str, keys: tuple[str, ...]) -> dict[str, Any]:
-    """Numbers YAML reads as text (``1e-9`` is a string in YAML 1.1) become floats; anything else is an error."""
-    for key in keys:
+def _numbers(options: dict[str, Any], field: str, kinds: dict[str, type]) -> dict[str, Any]:
+    """Numbers YAML reads as text (``1e-9`` is a string in YAML 1.1) become numbers of the option's type;
+    anything else (or a fraction for an int option) is an error naming the option."""
+    for key, kind in kinds.items():
         value = options.get(key)
         if isinstance(value, str) and not (key == "weight" and value == "auto"):
             try:
-                options[key] = float(value)
+                value = float(value)
             except ValueError:
                 raise ConfigError(f"{field}.{key}: expected a number, got {value!r}") from None
+        if kind is int and isinstance(value, float):
+            if not value.is_integer():
+                raise ConfigError(f"{field}.{key}: expected a whole number, got {value!r}")
+            value = int(value)
+        if value is not None:
+            options[key] = value
     return options
 
 
@@ -674,7 +684,7 @@ def cmd_adapt(config: dict[str, Any]) -> None:
             f"val energy MAE {summary['val_energy_mae']:.4g} meV/atom, force RMSE {summary['val_force_rmse']:.4g} eV/Å"
         )
     else:
-        headline = _headline(summary)
+        headline = _headline(summary, trainer.task)
     print(
         f"adapted on {config['data']} with {config['strategy']}"
         f"{' + ' + ', '.join(repr(r.name) for r in regularizers) if regularizers else ''}: {headline}, "
@@ -683,10 +693,12 @@ def cmd_adapt(config: dict[str, Any]) -> None:
     )
 
 
-def _headline(summary: dict[str, Any]) -> str:
+def _headline(summary: dict[str, Any], task: str) -> str:
     """The validation metric a run is judged by: ``val rmse 0.912`` (regression) or ``val accuracy 0.85``."""
-    metric = "rmse" if "val_rmse" in summary else "accuracy"
-    return f"val {metric} {summary.get(f'val_{metric}', math.nan):.4g}"
+    metric = "accuracy" if task == "classification" else "rmse"
+    if f"val_{metric}" not in summary:
+        return "no validation data"
+    return f"val {metric} {summary[f'val_{metric}']:.4g}"
 
 
 def report_card(config: dict[str, Any]) -> dict[str, Any]:

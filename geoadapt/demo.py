@@ -61,6 +61,9 @@ def adaptation_story(
 ) -> str:
     """Pretrain on NCI TPSA (with rotation augmentation), adapt to ChEMBL activity with several methods.
 
+    ``target_sample`` ChEMBL2321810 molecules are drawn across the file (``None``: all 1017); the first rows
+    of the file are one series and would not be representative.
+
     Writes ``summary.json``, ``equivariance_error.png`` and ``error_vs_angle.png`` to ``out_dir``; returns
     the comparison table.
     """

@@ -489,8 +489,8 @@ def take_copies(
 
     ``template`` is ``count`` copies of that batch (:func:`repeat`): it gives the structure (batch vector,
     offsets, metadata). Fields of ``stacked`` that are the very tensors of ``unchanged`` (the copies before
-    they were transformed) come from the template; the others are cut out as views, index fields renumbered.
-    Costs a few views per changed field, where :func:`gather_graphs` would build a new batch.
+    they were transformed) come from the template; the others are cut out as views (index fields: renumbered
+    copies). Costs a few tensor ops per changed field, where :func:`gather_graphs` would build a new batch.
     """
     if isinstance(stacked, Tensor):
         size = stacked.shape[0] // copies
@@ -509,7 +509,7 @@ def take_copies(
             raise ValueError(f"field {key!r}: expected {copies} equal copies along dim {dim}, got {rows} rows")
         rows = value.size(dim) // copies
         value = value.narrow(dim, first * rows, count * rows)
-        out[key] = value - first * nodes if cuts.is_index(key, value) else value
+        out[key] = value - first * nodes if first and cuts.is_index(key, value) else value
     return out
 
 

@@ -316,6 +316,7 @@ def test_bench_takes_the_name_as_the_readme_writes_it(capsys):
             "regularizers.balance_every: expected a number",
         ),
         ({"regularizers": ["so3"], "constrained": {"margin": "high"}}, "constrained.margin: expected a number"),
+        ({"regularizers": [{"group": "so3", "n_samples": "2.5"}]}, "regularizers.n_samples: expected a whole number"),
         ({"regularizers": ["so3"], "constrained": 0.001}, "constrained: expected a mapping such as"),
         ({"regularizers": ["so3"], "constrained": {"homotopy": 3}}, "constrained.homotopy: expected [epsilon_start"),
         ({"regularizers": ["so3"], "constrained": {"homotopy": [0.1, 2.5]}}, "homotopy: expected (epsilon_start > 0"),
@@ -338,10 +339,10 @@ def test_numbers_yaml_reads_as_text_become_numbers():
     from geoadapt.cli import DEFAULTS, _regularizers
 
     spec = Spec(fields={"pos": "1o", "x": "9x0e"}, output="0e", positions=("pos",))
-    entry = {"group": "so3", "batch_fraction": "5e-1", "balance_every": "10", "weight": "auto"}
+    entry = {"group": "so3", "batch_fraction": "5e-1", "balance_every": "1e1", "n_samples": 2.0, "weight": "auto"}
     (reg,) = _regularizers({**DEFAULTS["adapt"], "regularizers": [entry], "constrained": {"margin": "7e-1"}}, spec)
-    assert reg.margin == 0.7 and reg.term.batch_fraction == 0.5 and reg.term.balance_every == 10
-    assert reg.term.auto_weight
+    assert reg.margin == 0.7 and reg.term.batch_fraction == 0.5 and reg.term.auto_weight
+    assert reg.term.balance_every == 10 and type(reg.term.balance_every) is int and type(reg.term.n_samples) is int
 
 
 needs_sevenn = pytest.mark.skipif(

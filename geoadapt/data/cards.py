@@ -106,8 +106,8 @@ def load(
 
     ``split`` in ``train``/``val``/``test`` picks a part. Molecule sets return a :class:`MoleculeDataset`
     (options: ``limit`` (the first rows), ``sample`` (rdkit sets: that many rows drawn at random, seed 0, in
-    file order: files sorted by series are not skewed), ``num_conformers``, ``seed``, ``workers``,
-    ``progress``); TU sets a PyG
+    file order: files sorted by series are not skewed; ``dataset.dropped`` then numbers rows of the sample),
+    ``num_conformers``, ``seed``, ``workers``, ``progress``); TU sets a PyG
     ``TUDataset``; ``digits`` an :class:`ImageDataset`.
     """
     card = read_card(name) if isinstance(name, str) else name
@@ -170,6 +170,8 @@ def _load_molecules(
     if limit is not None:
         smiles, labels = smiles[:limit], labels[:limit]
     if sample is not None:
+        if limit is not None:
+            raise ValueError(f"limit, sample: expected one of them, got limit={limit} and sample={sample}")
         if not 0 < sample <= len(smiles):
             raise ValueError(f"sample: expected 1 to {len(smiles)} rows of {card['name']!r}, got {sample}")
         rows = sorted(random.Random(0).sample(range(len(smiles)), sample))

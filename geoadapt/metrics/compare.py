@@ -84,11 +84,9 @@ def should_stack(model: object) -> bool:
     Otherwise copies are stacked, except through batch norm in training mode: the copies would change the
     batch statistics, and so the task outputs ``f(x)``.
     """
-    inner = model
-    while inner is not None:
-        if hasattr(inner, "stack_copies"):
-            return bool(inner.stack_copies)
-        inner = getattr(inner, "model", None)
+    declared = _declared(model, "stack_copies")
+    if declared is not _UNDECLARED:
+        return bool(declared)
     if isinstance(model, nn.Module):
         norms = (nn.modules.batchnorm._BatchNorm,)
         return not any(isinstance(m, norms) and m.training for m in model.modules())
@@ -101,15 +99,28 @@ gets slower per node on CPU (its activations leave the cache), so the copies of 
 over several forwards and the copies of a small one share a forward (benchmarks/equivariance_eval.py)."""
 
 
-def stack_nodes(model: object) -> int:
-    """Nodes one forward may hold when measuring: a ``stack_nodes`` attribute of the model (or of a model it
-    wraps, through ``.model``), else :data:`STACK_NODES`."""
+_UNDECLARED = object()
+
+
+def _declared(model: object, name: str) -> object:
+    """Attribute ``name`` of the model, or of a model it wraps (through ``.model``); ``_UNDECLARED`` if none has it."""
     inner = model
     while inner is not None:
-        if hasattr(inner, "stack_nodes"):
-            return int(inner.stack_nodes)
+        if hasattr(inner, name):
+            return getattr(inner, name)
         inner = getattr(inner, "model", None)
-    return STACK_NODES
+    return _UNDECLARED
+
+
+def stack_nodes(model: object) -> int:
+    """Nodes one forward may hold when measuring: a ``stack_nodes`` attribute of the model (or of a model it
+    wraps, through ``.model``), else :data:`STACK_NODES`. A batch larger than the budget runs alone."""
+    declared = _declared(model, "stack_nodes")
+    if declared is _UNDECLARED:
+        return STACK_NODES
+    if isinstance(declared, bool) or not isinstance(declared, int) or declared < 1:
+        raise ValueError(f"stack_nodes: expected an int >= 1 (nodes per forward), got {declared!r}")
+    return declared
 
 
 def forward_plan(model: object, data: AnyData, copies: int, stack: bool | None = None) -> list[int]:
@@ -165,6 +176,7 @@ class Copies:
         copies: how many copies.
         graphs: which samples of the batch were copied, ``(B',)`` (``None``: all of them, in order).
         nodes: the batch's node ids in those graphs (graph data with ``graphs`` set; else ``None``).
+        tiled: the copies before the action (the fields the action left alone are shared with it).
     """
 
     moved: AnyData
@@ -175,13 +187,11 @@ class Copies:
     tiled: AnyData | None = None
 
     def part(self, first: int, count: int, template: AnyData) -> AnyData:
-        """Copies ``first`` to ``first + count - 1`` of ``moved`` (copies of the whole batch), as one batch.
+        """Copies ``first`` to ``first + count - 1`` of ``moved``, as one batch.
 
-        ``template`` is the batch tiled ``count`` times (its structure: batch vector, offsets, fields the
-        action leaves alone); only the fields the action changed are cut out of ``moved``, as views.
+        ``template`` is the copied samples tiled ``count`` times (its structure: batch vector, offsets, fields
+        the action leaves alone); only the fields the action changed are cut out of ``moved``.
         """
-        if self.graphs is not None or self.tiled is None:
-            raise ValueError("part: expected copies of the whole batch (made without graphs=)")
         return take_copies(self.moved, self.copies, first, count, template, self.tiled)
 
     def select(self, values: Tensor, level: str) -> Tensor:
@@ -305,15 +315,12 @@ def _split(tensor: Tensor, parts: Sequence[AnyData]) -> list[Tensor]:
     return list(tensor.split([_rows(p, node_level) for p in parts], dim=0))
 
 
-def _per_copy(copies: Copies) -> list[AnyData]:
-    """The copies one at a time (copy ``c`` is samples ``c * B' .. (c + 1) * B' - 1`` of ``moved``)."""
+def _per_copy(copies: Copies, data: AnyData) -> list[AnyData]:
+    """The copies of ``data`` one at a time (copy ``c`` is samples ``c * B' .. (c + 1) * B' - 1`` of ``moved``)."""
     if copies.copies == 1:
         return [copies.moved]
-    size = num_graphs(copies.moved) // copies.copies
-    ranges = [torch.arange(c * size, (c + 1) * size) for c in range(copies.copies)]
-    if is_graph(copies.moved):
-        return [gather_graphs(copies.moved, r)[0] for r in ranges]
-    return [copies.moved[r] for r in ranges]
+    one = data if copies.graphs is None or not is_graph(data) else gather_graphs(data, copies.graphs)[0]
+    return [copies.part(c, 1, one) for c in range(copies.copies)]
 
 
 def forward_copies(
@@ -340,7 +347,7 @@ def forward_copies(
             outs = _split(output_rows(model(concat(parts)), spec), parts)
             feats = {n: _split(capture.outputs[n][0], parts) for n in layers} if capture else {}
         else:
-            chunks = [[data]] + [_per_copy(c) for c in copies]
+            chunks = [[data]] + [_per_copy(c, data) for c in copies]
             outs = [torch.cat([output_rows(model(p), spec) for p in part]) for part in chunks]
             feats = {}
             if capture:
@@ -494,6 +501,7 @@ def transformed_outputs(
 
     ``n_samples`` random copies (rounded up so that every coset of the group is measured), every element of
     a finite group (``None``), or the given ``elements`` (one per sample, copy-major; ``n_samples`` copies).
+    ``stack``: how the forwards are planned (:func:`forward_plan`; ``None``: under the model's node budget).
     """
     if elements is None and n_samples is not None:
         n_samples = copies_needed(group, n_samples)

@@ -1,8 +1,8 @@
 """Equivariance of any model on any batch: absolute and relative error, score, prediction consistency.
 
 Every function here measures through :mod:`geoadapt.metrics.compare` (the one definition of the error):
-the original batch and its transformed copies run in one stacked forward pass (or in separate ones for
-models that say so), in eval mode.
+the original batch and its transformed copies run stacked in as few forward passes as the model's node
+budget allows (or one copy per forward for models that say so), in eval mode.
 """
 
 from __future__ import annotations
@@ -100,7 +100,8 @@ def measure_equivariance(
         scale: block scales to divide by (one number or one per output block); default: the spread of the
             model's outputs over all the samples measured.
         classifier: also measure prediction consistency (outputs are logits).
-        stack: copies in the batch's forward pass (``True``), in their own (``False``), or as the model says.
+        stack: copies in the batch's forward pass (``True``), in their own (``False``), or as the model says
+            (``None``: stacked under its node budget, :func:`~geoadapt.metrics.compare.forward_plan`).
     """
     squared, scales, consistent, total = [], OutputScale(spec.output), 0, 0
     with evaluating(model):
@@ -142,8 +143,9 @@ def equivariance_error(
 
     ``err[k, b] = sqrt(Σ_j d_j (a_kbj / s_j)^2 / Σ_j d_j)`` with ``a_kbj`` the RMS of
     ``f(g_kb · x_b) - ρ_out(g_kb) f(x_b)`` over output block ``j`` and ``s_j`` the spread of the outputs
-    (definitions in :mod:`geoadapt.metrics.compare`). The original and the transformed copies run in one
-    stacked forward pass, in eval mode.
+    (definitions in :mod:`geoadapt.metrics.compare`). The original and the transformed copies run stacked in
+    as few forward passes as the model's node budget allows (:func:`~geoadapt.metrics.compare.forward_plan`),
+    in eval mode.
 
     Args:
         model: maps a batch (PyG ``Batch``, point cloud ``(B, N, 3)`` or images ``(B, C, H, W)``) to
@@ -316,8 +318,8 @@ def error_vs_angle(
     """Mean relative error under rotations by each angle (radians) about the z axis: ``(len(angles),)``.
 
     The same error as :func:`equivariance_error` (same scale: the outputs' spread on ``data``). Graphs and
-    point clouds rotate in 3D about z; images in the plane (interpolated between multiples of 90°). One
-    stacked forward pass for all angles.
+    point clouds rotate in 3D about z; images in the plane (interpolated between multiples of 90°). The
+    copies for all angles are stacked (:func:`~geoadapt.metrics.compare.forward_plan`).
     """
     from geoadapt.groups.planar import SO2
     from geoadapt.structure import num_graphs

@@ -145,3 +145,5 @@ def test_sample_draws_rows_across_the_file_in_file_order(monkeypatch):
     assert rows == sorted(rows) and rows[-1] > len(everything) // 2
     with pytest.raises(ValueError, match=r"sample: expected 1 to 1017 rows of 'rdkit_chembl2321810', got 5000"):
         load("rdkit_chembl2321810", sample=5000, progress=False)
+    with pytest.raises(ValueError, match=r"limit, sample: expected one of them, got limit=100 and sample=40"):
+        load("rdkit_chembl2321810", limit=100, sample=40, progress=False)

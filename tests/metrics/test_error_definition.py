@@ -217,22 +217,37 @@ def test_forward_plan_spreads_copies_under_the_node_budget(molecules64):
     model.stack_nodes = 2 * n + 1
     assert forward_plan(model, molecules64, 4) == [0, 2, 2]  # the batch alone costs no extra forward here
     assert forward_plan(nn.Linear(2, 2), torch.zeros(1000, 2), 5) == [5]  # tensors: one forward
+    for bad in (0, None, 2.5):
+        model.stack_nodes = bad
+        with pytest.raises(ValueError, match=rf"stack_nodes: expected an int >= 1 \(nodes per forward\), got {bad}"):
+            forward_plan(model, molecules64, 5)
     assert STACK_NODES > 20 * n  # the default stacks small batches whole
 
 
+class PooledNodeOrder(NodeOrderVectors):
+    """The same per graph (a graph-level ``1o`` output: the sum over its nodes)."""
+
+    def forward(self, data):
+        out = super().forward(data)
+        return torch.zeros(data.num_graphs, 3, dtype=out.dtype).index_add_(0, data.batch, out)
+
+
 @pytest.mark.parametrize("group", [Permutation(), E3(), Permutation() * SO3()], ids=repr)
-def test_copies_spread_over_forwards_give_the_stacked_numbers(molecules64, group):
+@pytest.mark.parametrize("level", ["node", "graph"])
+@pytest.mark.parametrize("budget,forwards", [(2, 4), (4, 2)], ids=["batch alone", "batch with copies"])
+def test_copies_spread_over_forwards_give_the_stacked_numbers(molecules64, group, level, budget, forwards):
     """The automatic plan (several forwards, copies cut out of one moved batch) against one stacked forward,
-    same elements: equal errors in float64, and every forward stays under the model's node budget."""
-    model = NodeOrderVectors()
-    spec = Spec(fields={"pos": "1o", "x": f"{molecules64.x.shape[1]}x0e"}, output="1o", output_level="node")
+    same elements: equal errors in float64, and every forward stays under the model's node budget. A budget
+    of 2 batches runs the batch alone ([0, 2, 2, 2]); 4 batches stack it with the first copies ([3, 3])."""
+    model = NodeOrderVectors() if level == "node" else PooledNodeOrder()
+    spec = Spec(fields={"pos": "1o", "x": f"{molecules64.x.shape[1]}x0e"}, output="1o", output_level=level)
     nodes = []
     model.register_forward_pre_hook(lambda module, args: nodes.append(args[0].num_nodes))
     stacked = measure_equivariance(model, molecules64, group, spec, 6, torch.Generator().manual_seed(1), stack=True)
-    model.stack_nodes = 2 * molecules64.num_nodes + 1
+    model.stack_nodes = budget * molecules64.num_nodes + (budget == 2)
     nodes.clear()
     spread = measure_equivariance(model, molecules64, group, spec, 6, torch.Generator().manual_seed(1))
-    assert len(nodes) == 4 and max(nodes) <= model.stack_nodes and sum(nodes) == 7 * molecules64.num_nodes
+    assert len(nodes) == forwards and max(nodes) <= model.stack_nodes and sum(nodes) == 7 * molecules64.num_nodes
     assert float(stacked.relative.min()) > 1e-3  # the model is not equivariant: there is something to compare
     torch.testing.assert_close(spread.relative, stacked.relative, rtol=1e-12, atol=0)
     torch.testing.assert_close(spread.absolute, stacked.absolute, rtol=1e-12, atol=0)

@@ -93,7 +93,11 @@ def test_batch_fraction_penalizes_exactly_the_chosen_graphs(molecules):
 def test_stacked_and_separate_forwards_give_the_same_penalty(molecules):
     data = to_dtype(molecules, torch.float64)
     model = build("naive_gnn").double().eval()
-    regs = [EquivarianceRegularizer(SO3(), model.spec, n_samples=2), EquivarianceRegularizer(Permutation(), model.spec)]
+    # Several copies of a part of the batch each: the separate route cuts them out one by one (edges renumbered).
+    regs = [
+        EquivarianceRegularizer(SO3(), model.spec, n_samples=2),
+        EquivarianceRegularizer(Permutation(), model.spec, n_samples=3, batch_fraction=0.6),
+    ]
     out_s, stacked = stacked_forward(model, data, regs, torch.Generator().manual_seed(2), stack=True)
     out_p, separate = stacked_forward(model, data, regs, torch.Generator().manual_seed(2), stack=False)
     assert torch.allclose(out_s, out_p, atol=1e-12)
@@ -115,7 +119,11 @@ def test_stacked_forward_is_one_call_and_reuses_outputs(molecules):
     calls = []
     model = build("naive_gnn")
     model.register_forward_hook(lambda *a: calls.append(1))
-    regs = [EquivarianceRegularizer(SO3(), model.spec, n_samples=2), EquivarianceRegularizer(Permutation(), model.spec)]
+    # Several copies of a part of the batch each: the separate route cuts them out one by one (edges renumbered).
+    regs = [
+        EquivarianceRegularizer(SO3(), model.spec, n_samples=2),
+        EquivarianceRegularizer(Permutation(), model.spec, n_samples=3, batch_fraction=0.6),
+    ]
     out, penalties = stacked_forward(model, molecules, regs)
     assert len(calls) == 1 and len(penalties) == 2
     model.eval()
