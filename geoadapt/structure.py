@@ -504,10 +504,11 @@ def take_copies(
         if unchanged is not None and key in unchanged and value is unchanged[key]:
             continue
         dim = _cat_dim(stacked, key, value) or 0
-        if value.size(dim) % copies:
-            rows = value.size(dim)
-            raise ValueError(f"field {key!r}: expected {copies} equal copies along dim {dim}, got {rows} rows")
-        rows = value.size(dim) // copies
+        rows, rest = divmod(value.size(dim), copies)
+        if rest:
+            raise ValueError(
+                f"field {key!r}: expected {copies} equal copies along dim {dim}, got {value.size(dim)} rows"
+            )
         value = value.narrow(dim, first * rows, count * rows)
         out[key] = value - first * nodes if first and cuts.is_index(key, value) else value
     return out

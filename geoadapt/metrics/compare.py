@@ -506,19 +506,18 @@ def transformed_outputs(
     if elements is None and n_samples is not None:
         n_samples = copies_needed(group, n_samples)
     copies = make_copies(data, group, spec, n_samples, generator, elements=elements)
-    plan = forward_plan(model, data, copies.copies, stack)
-    if len(plan) == 1:
-        out = forward_copies(model, data, [copies], spec, stack=True)
-        return compare(out.fx, out.fgx[0], copies, data, group, spec)
     # All copies are made (sampled, tiled, moved) at once; each forward takes a contiguous range of them.
-    fx, fgx, first, templates = None, [], 0, {}
-    for count in plan:
+    fx, fgx, first, templates = None, [], 0, {1: data}
+    for count in forward_plan(model, data, copies.copies, stack):
         if count == 0:
             fx = output_rows(model(data), spec)
             continue
-        if count not in templates:
-            templates[count] = data if count == 1 else repeat(data, count, spec)
-        part = copies.part(first, count, templates[count])
+        if count == copies.copies:
+            part = copies.moved  # all of them in one forward: nothing to cut
+        else:
+            if count not in templates:
+                templates[count] = repeat(data, count, spec)
+            part = copies.part(first, count, templates[count])
         if fx is None:
             fx, moved = _split(output_rows(model(concat([data, part], spec)), spec), [data, part])
         else:

@@ -348,6 +348,7 @@ class Trainer:
                 y = inputs.y if is_graph(inputs) else y  # equivariant graph targets move with the input
             if self.task == "potential":
                 view.reset()
+            balancing = [reg for reg in self.balanced if reg.balances_at(self.global_step)]
             with autocast(self.device, self.precision):
                 out, penalties = stacked_forward(
                     view,
@@ -358,13 +359,13 @@ class Trainer:
                     hook_model=self.model,
                     step=self.global_step,
                     spec=self.output_spec,
-                    whole=[reg for reg in self.balanced if reg.balances_at(self.global_step)],
+                    whole=balancing,
                 )
             if self.task == "potential":
                 task_loss = self.potential_loss(view.energy, upcast(out), inputs)
             else:
                 task_loss = self.task_loss(upcast(out), y)  # targets standardized in float32, not bfloat16
-            self._balance(task_loss, penalties)
+            self._balance(task_loss, penalties, balancing)
             loss = task_loss
             position = epoch + (step / n_batches if n_batches else 0.0)
             offset = 0
@@ -408,13 +409,13 @@ class Trainer:
         row["lr"] = self.optimizer.param_groups[0]["lr"]
         return row
 
-    def _balance(self, task_loss: Tensor, penalties: list[Tensor]) -> None:
-        """Set the self-tuning weights: the penalty's gradient norm ``balance_ratio`` times the task's.
+    def _balance(self, task_loss: Tensor, penalties: list[Tensor], balancing: list[EquivarianceRegularizer]) -> None:
+        """Set the self-tuning weights of ``balancing`` (the regularizers whose weight re-sets this step): the
+        penalty's gradient norm ``balance_ratio`` times the task's.
 
         A lazy regularizer (``every=k``) is balanced on its own active steps, on its unscaled penalty.
         """
-        step = self.global_step
-        due = [(reg, penalties[self.components.index(reg)]) for reg in self.balanced if reg.balances_at(step)]
+        due = [(reg, penalties[self.components.index(reg)]) for reg in balancing]
         due = [(reg, p) for reg, p in due if p.requires_grad]
         if not due:
             return
