@@ -51,22 +51,25 @@ class MethodResult:
         return self.trainer.predictor()
 
 
-def regularizers_for(kind: str | None, model: nn.Module, group: Group | None = None) -> list[nn.Module]:
+def regularizers_for(kind: str | None, model: nn.Module, group: Group | None = None, **options: Any) -> list[nn.Module]:
     """The regularizers of a method, all with the library's defaults (nothing tuned per target).
 
     ``regularizer``: the plain regularizer (self-setting weight, the task's distance); ``constrained``: the
     constraint ``E[R] <= ε`` with the default ε; ``mixed``: SO(3) and O(3) with self-tuned shares. ``group``
-    defaults to SO(3).
+    defaults to SO(3). ``options`` go to every ``EquivarianceRegularizer`` (e.g. ``balance_ratio=1.0``).
     """
     if kind is None:
         return []
     spec, group = model.spec, group or SO3()
     if kind == "regularizer":
-        return [EquivarianceRegularizer(group, spec)]
+        return [EquivarianceRegularizer(group, spec, **options)]
     if kind == "constrained":
-        return [ConstrainedEquivarianceRegularizer(EquivarianceRegularizer(group, spec))]
+        return [ConstrainedEquivarianceRegularizer(EquivarianceRegularizer(group, spec, **options))]
     if kind == "mixed":
-        terms = [EquivarianceRegularizer(SO3(), spec, name="SO3"), EquivarianceRegularizer(O3(), spec, name="O3")]
+        terms = [
+            EquivarianceRegularizer(SO3(), spec, name="SO3", **options),
+            EquivarianceRegularizer(O3(), spec, name="O3", **options),
+        ]
         return [MixedEquivarianceRegularizer(terms)]
     raise ValueError(f"regularizer kind: expected None, 'regularizer', 'constrained' or 'mixed', got {kind!r}")
 
@@ -81,10 +84,12 @@ def adapt_once(
     groups: Sequence[Group] = (SO3(), Permutation()),
     task: str = "regression",
     progress: bool | None = False,
+    regularizer_options: dict[str, Any] | None = None,
 ) -> MethodResult:
     """Adapt the pretrained checkpoint with ``method`` on ``loaders = (train, val, test)``; evaluate on test.
 
     ``checkpoint=None`` trains a fresh coordinate-naive GNN instead (seeded), the from-scratch reference.
+    ``regularizer_options`` override the regularizers' defaults (see :func:`regularizers_for`).
     """
     if method not in MOLECULAR_METHODS:
         raise ValueError(f"method: expected one of {list(MOLECULAR_METHODS)}, got {method!r}")
@@ -94,7 +99,7 @@ def adapt_once(
     trainer = Trainer(
         model,
         task,
-        regularizers_for(kind, model, groups[0] if groups else None),
+        regularizers_for(kind, model, groups[0] if groups else None, **(regularizer_options or {})),
         strategy=strategy,
         groups=list(groups),
         max_epochs=epochs,

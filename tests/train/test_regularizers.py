@@ -158,13 +158,18 @@ def _fit(model, loaders, regularizers, epochs=15, **kw):
 
 
 def test_regularized_training_keeps_symmetry_on_real_molecules(chembl_loaders):
-    torch.manual_seed(0)
-    _, plain = _fit(build("naive_gnn"), chembl_loaders, [])
-    torch.manual_seed(0)
-    model = build("naive_gnn")
-    _, regularized = _fit(model, chembl_loaders, [EquivarianceRegularizer(SO3(), model.spec)])
-    assert regularized["equivariance_error"] * 5 <= plain["equivariance_error"]  # the default, untuned
-    assert regularized["mse"] <= 1.1 * plain["mse"]
+    """The default regularizer, untuned, cuts the SO(3) error at about plain fine-tuning's error (mean of two
+    seeds: 40 validation molecules make one seed's MSE move by 10-20%)."""
+    plain, regularized = [], []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        plain.append(_fit(build("naive_gnn"), chembl_loaders, [])[1])
+        torch.manual_seed(seed)
+        model = build("naive_gnn")
+        regularized.append(_fit(model, chembl_loaders, [EquivarianceRegularizer(SO3(), model.spec)])[1])
+    mean = lambda runs, key: sum(r[key] for r in runs) / len(runs)  # noqa: E731
+    assert mean(regularized, "equivariance_error") * 5 <= mean(plain, "equivariance_error")
+    assert mean(regularized, "mse") <= 1.1 * mean(plain, "mse")
 
 
 def test_dual_ascent_follows_the_relative_violation_both_ways():
@@ -299,6 +304,23 @@ def test_auto_weight_sets_the_gradient_ratio_then_smooths_it():
     before = reg.weight
     reg.balance(task_grad_norm=1.0, penalty_grad_norm=0.0)  # an exact model: nothing to balance against
     assert reg.weight == before
+
+
+def test_auto_balance_ratio_follows_the_distance():
+    spec = Spec(fields={"pos": "1o"}, output="0e")
+    regression, classifier = EquivarianceRegularizer(SO3(), spec), EquivarianceRegularizer(SO3(), spec)
+    regression.set_task("regression")
+    classifier.set_task("classification")
+    assert (regression.distance, classifier.distance) == ("mse", "js")
+    assert regression.balance_ratio > classifier.balance_ratio  # a divergence gets the smaller share
+    regression.balance(task_grad_norm=1.0, penalty_grad_norm=1.0)
+    classifier.balance(task_grad_norm=1.0, penalty_grad_norm=1.0)
+    assert regression.weight == pytest.approx(regression.balance_ratio)
+    assert classifier.weight == pytest.approx(classifier.balance_ratio)
+    assert EquivarianceRegularizer(SO3(), spec, balance_ratio=0.7, distance="js").balance_ratio == 0.7
+    for bad in ("often", 0.0, -1):
+        with pytest.raises(ValueError, match="balance_ratio"):
+            EquivarianceRegularizer(SO3(), spec, balance_ratio=bad)
 
 
 def test_auto_weight_is_balanced_on_every_graph_and_trains_on_a_fraction(chembl_loaders):
