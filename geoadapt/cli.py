@@ -566,20 +566,24 @@ def _known_options(options: dict[str, Any], field: str, cls: type, internal: tup
         raise ConfigError(f"{field}: expected keys among {known}, got unknown {unknown}")
 
 
-def _numeric_options(cls: type) -> dict[str, type]:
-    """The options of ``cls`` annotated as a plain ``int`` or ``float`` (possibly ``| str``, e.g. ``"auto"``),
-    with that type. The annotations are strings: geoadapt's modules use ``from __future__ import annotations``."""
+def _numeric_options(cls: type) -> dict[str, type | tuple[type, str]]:
+    """The options of ``cls`` annotated as a plain ``int`` or ``float``, with that type; ``(type, "auto")`` for
+    those that also take text (``float | str``: ``"auto"``). The annotations are strings: geoadapt's modules use
+    ``from __future__ import annotations``."""
     plain = re.compile(r"^(int|float)( \| (str|None))?$")
     found = {n: plain.match(str(p.annotation)) for n, p in inspect.signature(cls).parameters.items()}
-    return {n: int if m.group(1) == "int" else float for n, m in found.items() if m}
+    kinds = {n: (int if m.group(1) == "int" else float, m.group(3)) for n, m in found.items() if m}
+    return {n: (kind, "auto") if text == "str" else kind for n, (kind, text) in kinds.items()}
 
 
-def _numbers(options: dict[str, Any], field: str, kinds: dict[str, type]) -> dict[str, Any]:
+def _numbers(options: dict[str, Any], field: str, kinds: dict[str, type | tuple[type, str]]) -> dict[str, Any]:
     """Numbers YAML reads as text (``1e-9`` is a string in YAML 1.1) become numbers of the option's type;
-    anything else (or a fraction for an int option) is an error naming the option."""
+    anything else (or a fraction for an int option) is an error naming the option. An option given as
+    ``(type, word)`` also takes that word (``"auto"``)."""
     for key, kind in kinds.items():
+        kind, word = kind if isinstance(kind, tuple) else (kind, None)
         value = options.get(key)
-        if isinstance(value, str) and not (key == "weight" and value == "auto"):
+        if isinstance(value, str) and value != word:
             try:
                 value = float(value)
             except ValueError:

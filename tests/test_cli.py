@@ -336,12 +336,18 @@ def test_regularizer_options_that_cannot_apply_are_refused(overrides, message):
 def test_numbers_yaml_reads_as_text_become_numbers():
     """YAML 1.1 reads ``1e-3`` as a string: every numeric option of the regularizers is read as a number."""
     from geoadapt import Spec
-    from geoadapt.cli import DEFAULTS, _regularizers
+    from geoadapt.cli import DEFAULTS, ConfigError, _regularizers
 
     spec = Spec(fields={"pos": "1o", "x": "9x0e"}, output="0e", positions=("pos",))
     entry = {"group": "so3", "batch_fraction": "5e-1", "balance_every": "1e1", "n_samples": 2.0, "weight": "auto"}
+    entry["balance_ratio"] = "7.5e-1"
     (reg,) = _regularizers({**DEFAULTS["adapt"], "regularizers": [entry], "constrained": {"margin": "7e-1"}}, spec)
     assert reg.margin == 0.7 and reg.term.batch_fraction == 0.5 and reg.term.auto_weight
+    assert reg.term.balance_ratio == 0.75
+    (auto,) = _regularizers({**DEFAULTS["adapt"], "regularizers": [{"group": "so3", "balance_ratio": "auto"}]}, spec)
+    assert auto.ratio_option == "auto"
+    with pytest.raises(ConfigError, match="regularizers.batch_fraction: expected a number, got 'auto'"):
+        _regularizers({**DEFAULTS["adapt"], "regularizers": [{"group": "so3", "batch_fraction": "auto"}]}, spec)
     assert reg.term.balance_every == 10 and type(reg.term.balance_every) is int and type(reg.term.n_samples) is int
 
 
