@@ -552,7 +552,7 @@ def _regularizers(config: dict[str, Any], spec: Spec) -> list[torch.nn.Module]:
             homotopy = options["homotopy"]
             if not (isinstance(homotopy, (list, tuple)) and len(homotopy) == 2):
                 raise ConfigError(f"constrained.homotopy: expected [epsilon_start, epochs], got {homotopy!r}")
-            start = _numbers({"start": homotopy[0]}, "constrained.homotopy", {"start": float})["start"]
+            start = _numbers({"start": homotopy[0]}, "constrained.homotopy", {"start": (float, None)})["start"]
             options["homotopy"] = (start, homotopy[1])
         return [ConstrainedEquivarianceRegularizer(t, **options) for t in terms]
     return terms
@@ -566,22 +566,24 @@ def _known_options(options: dict[str, Any], field: str, cls: type, internal: tup
         raise ConfigError(f"{field}: expected keys among {known}, got unknown {unknown}")
 
 
-def _numeric_options(cls: type) -> dict[str, type | tuple[type, str]]:
-    """The options of ``cls`` annotated as a plain ``int`` or ``float``, with that type; ``(type, "auto")`` for
-    those that also take text (``float | str``: ``"auto"``). The annotations are strings: geoadapt's modules use
+def _numeric_options(cls: type) -> dict[str, tuple[type, str | None]]:
+    """The options of ``cls`` annotated as a plain ``int`` or ``float``: name -> (that type, ``"auto"`` for those
+    that also take text (``float | str``), else ``None``). The annotations are strings: geoadapt's modules use
     ``from __future__ import annotations``."""
     plain = re.compile(r"^(int|float)( \| (str|None))?$")
     found = {n: plain.match(str(p.annotation)) for n, p in inspect.signature(cls).parameters.items()}
-    kinds = {n: (int if m.group(1) == "int" else float, m.group(3)) for n, m in found.items() if m}
-    return {n: (kind, "auto") if text == "str" else kind for n, (kind, text) in kinds.items()}
+    return {
+        n: (int if m.group(1) == "int" else float, "auto" if m.group(3) == "str" else None)
+        for n, m in found.items()
+        if m
+    }
 
 
-def _numbers(options: dict[str, Any], field: str, kinds: dict[str, type | tuple[type, str]]) -> dict[str, Any]:
+def _numbers(options: dict[str, Any], field: str, kinds: dict[str, tuple[type, str | None]]) -> dict[str, Any]:
     """Numbers YAML reads as text (``1e-9`` is a string in YAML 1.1) become numbers of the option's type;
-    anything else (or a fraction for an int option) is an error naming the option. An option given as
-    ``(type, word)`` also takes that word (``"auto"``)."""
-    for key, kind in kinds.items():
-        kind, word = kind if isinstance(kind, tuple) else (kind, None)
+    anything else (or a fraction for an int option) is an error naming the option. ``kinds``: name -> (type,
+    the one word the option also takes, or ``None``)."""
+    for key, (kind, word) in kinds.items():
         value = options.get(key)
         if isinstance(value, str) and value != word:
             try:

@@ -344,11 +344,11 @@ def test_numbers_yaml_reads_as_text_become_numbers():
     (reg,) = _regularizers({**DEFAULTS["adapt"], "regularizers": [entry], "constrained": {"margin": "7e-1"}}, spec)
     assert reg.margin == 0.7 and reg.term.batch_fraction == 0.5 and reg.term.auto_weight
     assert reg.term.balance_ratio == 0.75
+    assert reg.term.balance_every == 10 and type(reg.term.balance_every) is int and type(reg.term.n_samples) is int
     (auto,) = _regularizers({**DEFAULTS["adapt"], "regularizers": [{"group": "so3", "balance_ratio": "auto"}]}, spec)
     assert auto.ratio_option == "auto"
     with pytest.raises(ConfigError, match="regularizers.batch_fraction: expected a number, got 'auto'"):
         _regularizers({**DEFAULTS["adapt"], "regularizers": [{"group": "so3", "batch_fraction": "auto"}]}, spec)
-    assert reg.term.balance_every == 10 and type(reg.term.balance_every) is int and type(reg.term.n_samples) is int
 
 
 needs_sevenn = pytest.mark.skipif(

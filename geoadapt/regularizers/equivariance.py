@@ -32,10 +32,10 @@ from geoadapt.regularizers.schedules import Schedule
 from geoadapt.spec import Spec
 from geoadapt.structure import AnyData, is_graph, num_graphs
 
-# The self-set weight's gradient ratio per distance (``balance_ratio="auto"``). Chosen once on the four molecular
-# targets of benchmarks/molecular_adaptation.py (and MUTAG for classifiers), then fixed for every target: MSE
-# penalties take a larger share than Jensen-Shannon ones, which a confident classifier can also lower by
-# saturating its probabilities, pulling it towards one class when the share is large.
+# The self-set weight's gradient ratio per distance (``balance_ratio="auto"``). Chosen once on the targets of
+# benchmarks/molecular_adaptation.py (BBBP for classifiers), then fixed for every target: MSE penalties take a
+# larger share than Jensen-Shannon ones, which a confident classifier can also lower by saturating its
+# probabilities, pulling it towards one class when the share is large.
 BALANCE_RATIOS = {"mse": 0.5, "relative": 0.5, "js": 0.2, "kl": 0.2}
 
 
@@ -68,9 +68,9 @@ class EquivarianceRegularizer(nn.Module):
             sample, so a fraction keeps the expected gradient of copying everything.
         every: apply the penalty on every ``every``-th training step only, multiplied by ``every`` so its
             expected gradient is unchanged (lazy regularization, as for R1 in StyleGAN2).
-            The defaults (a quarter of each batch, every step) end close to copying every graph on every step
-            (SO(3) error 0.028 against 0.019 in ``benchmarks/regularizer_overhead.py``) at a fraction of its
-            extra cost. Lazy steps cost less again but trade poorly with Adam: the optimizer normalizes the rare
+            The defaults (a quarter of each batch, every step) end as equivariant as copying every graph on
+            every step (SO(3) error 0.014 against 0.016 in ``benchmarks/regularizer_overhead.py``) at a fraction
+            of its extra cost. Lazy steps cost less again but trade poorly with Adam: the optimizer normalizes the rare
             large penalty gradients away, and a constrained form then misses its bound.
         balance_every: with ``weight="auto"``, how many active steps between two weight updates.
     """
