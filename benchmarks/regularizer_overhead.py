@@ -52,6 +52,11 @@ def resolved(config: tuple) -> tuple:
     return tuple(DEFAULTS[k] if v is None else v for k, v in zip(("n_samples", "batch_fraction", "every"), config))
 
 
+def _label(config: tuple) -> str:
+    """``n_samples/batch_fraction/every`` as given on the command line (``default`` for the library's)."""
+    return "default" if config == (None, None, None) else "/".join(str(v) for v in config)
+
+
 def model_for(name: str, checkpoint: Path | None, seed: int) -> torch.nn.Module:
     torch.manual_seed(seed)
     if checkpoint is not None:
@@ -69,6 +74,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seeds", type=int, default=3, help="adaptation runs per configuration (final errors)")
     parser.add_argument("--source-molecules", type=int, default=1500)
+    parser.add_argument(
+        "--configs",
+        default=None,
+        help="only these configurations, as n_samples/batch_fraction/every, or 'default' (e.g. '1/1.0/1,default'): "
+        "fewer trainers per round, more paired repeats per minute",
+    )
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
@@ -90,6 +101,8 @@ def main(argv: list[str] | None = None) -> dict:
                 augment="so3", seed=0, progress=False,
             )  # fmt: skip
         configs = CONFIGS if name == "naive_gnn" else [c for c in CONFIGS if c != (4, 1.0, 1)]
+        if args.configs:
+            configs = [c for c in configs if _label(c) in args.configs.split(",")]
         keys = ["plain", *configs]
         times: dict[object, list[float]] = {key: [] for key in keys}
         ratios: dict[object, list[float]] = {key: [] for key in keys}

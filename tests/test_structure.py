@@ -14,6 +14,8 @@ from geoadapt.structure import (
     repeat,
     select_graphs,
     take_copies,
+    take_graphs,
+    window,
 )
 
 
@@ -247,3 +249,37 @@ def test_take_copies_matches_from_data_list_of_the_moved_copies(molecules, first
     B = len(molecules)
     _same_batch(part, Batch.from_data_list(moved.to_data_list()[first * B : (first + count) * B]))
     assert take_copies(torch.arange(8.0)[:, None], 4, 1, 2, None).flatten().tolist() == [2.0, 3.0, 4.0, 5.0]
+
+
+# --- runs of graphs cut as slices of PyG's own fields ---------------------------------------------
+
+
+def test_windows_and_wrapping_runs_match_from_data_list(molecules):
+    batch = Batch.from_data_list(molecules)
+    n = len(molecules)
+    for start, count in [(0, 2), (1, n - 1), (n - 1, 1)]:
+        picked, nodes = window(batch, start, count)
+        _same_batch(picked, Batch.from_data_list(molecules[start : start + count]))
+        assert torch.equal(batch.x[nodes], picked.x)
+        # A slice of the batch's own storage, not a gathered copy.
+        assert picked.pos.untyped_storage().data_ptr() == batch.pos.untyped_storage().data_ptr()
+    run = torch.tensor([n - 1, 0, 1])  # wraps from the last graph to the first
+    picked, nodes = take_graphs(batch, run)
+    _same_batch(picked, Batch.from_data_list([molecules[i] for i in run]))
+    assert torch.equal(batch.pos[nodes], picked.pos)
+    scattered = torch.tensor([2, 0])  # not a run: gathered
+    _same_batch(take_graphs(batch, scattered)[0], Batch.from_data_list([molecules[i] for i in scattered]))
+    with pytest.raises(ValueError, match="window"):
+        window(batch, n - 1, 2)
+
+
+def test_fields_pyg_cannot_describe_take_the_general_route(molecules):
+    """A field set after batching has no PyG slices: windows and stacks place it by its level instead."""
+    batch = Batch.from_data_list(molecules)
+    batch.charge = torch.arange(batch.num_nodes, dtype=torch.float)  # node level, set after batching
+    picked, nodes = window(batch, 1, 2)
+    assert torch.equal(picked.charge, batch.charge[nodes])
+    expected = Batch.from_data_list(molecules[1:3])
+    assert torch.equal(picked.edge_index, expected.edge_index) and torch.equal(picked.x, expected.x)
+    stacked = concat([batch, picked])
+    assert torch.equal(stacked.charge, torch.cat([batch.charge, picked.charge]))

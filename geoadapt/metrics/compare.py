@@ -34,9 +34,10 @@ so the uncentered RMS is used. Pass ``scale=`` to normalize by a scale of your o
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 import torch.nn.functional as F
@@ -55,6 +56,7 @@ from geoadapt.structure import (
     num_graphs,
     repeat,
     take_copies,
+    take_graphs,
 )
 
 DISTANCES = ("mse", "relative", "kl", "js")
@@ -194,6 +196,18 @@ class Copies:
         """
         return take_copies(self.moved, self.copies, first, count, template, self.tiled)
 
+    def originals(self, data: AnyData) -> AnyData:
+        """The samples of ``data`` that were copied, once each, in the order of one copy (``data`` if all)."""
+        if self.graphs is None:
+            return data
+        if self.copies == 1 and self.tiled is not None:
+            return self.tiled
+        return take_graphs(data, self.graphs.cpu())[0] if is_graph(data) else data[self.graphs]
+
+    def alone(self) -> Copies:
+        """These copies described against :meth:`originals` (every sample copied) instead of the whole batch."""
+        return replace(self, graphs=None, nodes=None)
+
     def select(self, values: Tensor, level: str) -> Tensor:
         """The rows of ``values`` (node- or sample-level, of the whole batch) that were copied."""
         if self.graphs is None:
@@ -242,7 +256,7 @@ def make_copies(
         elements, n_samples = all_elements(group, chosen)
     if n_samples is None or n_samples < 1:
         raise ValueError(f"n_samples: expected an int >= 1 (or None for all elements), got {n_samples}")
-    nodes = None
+    nodes, picked = None, graphs  # picked stays where the caller made it (the CPU): read without a device sync
     if graphs is not None:
         graphs = graphs.to(data_device(data))  # Copies.select indexes the model's outputs with it
     if graphs is None and n_samples == 1:
@@ -250,8 +264,9 @@ def make_copies(
     elif graphs is None:
         tiled = repeat(data, n_samples, spec=spec)  # graph b of copy c lands at c * B + b
     elif is_graph(data):
-        # One gather picks the graphs and tiles the copies: graph b of copy c lands at c * len(chosen) + b.
-        tiled, nodes = gather_graphs(data, graphs.repeat(n_samples), spec=spec)
+        # One gather picks the graphs and tiles the copies: graph b of copy c lands at c * len(chosen) + b
+        # (a run of consecutive graphs, as the regularizer picks, is sliced instead).
+        tiled, nodes = take_graphs(data, picked.repeat(n_samples), spec=spec)
         nodes = nodes[: nodes.numel() // n_samples]
     else:
         tiled = repeat(data[graphs], n_samples, spec=spec)
@@ -361,8 +376,10 @@ def forward_copies(
 
 
 # --- the comparison -------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=64)
 def block_matrix(irreps: o3.Irreps, dtype: torch.dtype, device: torch.device | None = None) -> Tensor:
-    """``(dim, n_blocks)`` matrix that averages the components of each entry of ``irreps``."""
+    """``(dim, n_blocks)`` matrix that averages the components of each entry of ``irreps`` (made once per
+    irreps, dtype and device: every training step compares with it; treat it as read-only)."""
     M = torch.zeros(irreps.dim, len(irreps), dtype=dtype, device=device)
     for j, ((mul, ir), sl) in enumerate(zip(irreps, irreps.slices())):
         M[sl, j] = 1.0 / (mul * ir.dim)
@@ -396,10 +413,13 @@ class Comparison:
     copies: int
     samples: int
     irreps: o3.Irreps
+    one_row_per_sample: bool = False
 
     def _per_sample(self, per_row: Tensor) -> Tensor:
         """Mean over each sample's rows of a ``(rows, ...)`` tensor: ``(copies, samples, ...)``."""
         n = self.copies * self.samples
+        if per_row.shape[0] == n and self.one_row_per_sample:
+            return per_row.reshape(self.copies, self.samples, -1)  # graph-level outputs: nothing to average
         sums = per_row.new_zeros((n, *per_row.shape[1:])).index_add_(0, self.row_graph, per_row)
         counts = torch.bincount(self.row_graph, minlength=n).clamp_min(1).to(per_row.dtype)
         return (sums / counts.reshape(-1, *([1] * (per_row.dim() - 1)))).reshape(self.copies, self.samples, -1)
@@ -484,7 +504,8 @@ def compare(fx: Tensor, fgx: Tensor, copies: Copies, data: AnyData, group: Group
             points, d = fx.shape[1:]
             row_graph = row_graph.repeat_interleave(points)
             fx, fgx, expected = fx.reshape(-1, d), fgx.reshape(-1, d), expected.reshape(-1, d)
-    return Comparison(fx, fgx, expected, row_graph.to(fgx.device), copies.elements, K, samples, spec.output)
+    one_row = not (is_graph(data) and spec.output_level == "node") and fx.dim() == 2 and fx.shape[0] == samples
+    return Comparison(fx, fgx, expected, row_graph.to(fgx.device), copies.elements, K, samples, spec.output, one_row)
 
 
 def transformed_outputs(

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 
 import torch
 from e3nn import o3
@@ -163,7 +164,11 @@ class EquivarianceRegularizer(nn.Module):
         if self.batch_fraction < 1 and not whole:
             total = num_graphs(batch)
             keep = max(1, round(self.batch_fraction * total))
-            graphs = torch.randperm(total, generator=generator)[:keep].sort().values
+            # A run of consecutive graphs from a random start (wrapping at the end): every graph is copied with
+            # probability batch_fraction, as for a random subset, and the run is a slice of the batch's fields,
+            # not a gather. Loaders shuffle, so neighbours in a batch are as random as any subset.
+            start = int(torch.randint(total, (1,), generator=generator))
+            graphs = (start + torch.arange(keep)) % total
         return make_copies(batch, self.group, self.spec, self.n_samples, generator, graphs=graphs, cover_cosets=False)
 
     def penalty(
@@ -243,13 +248,53 @@ def stacked_forward(
         for name, irreps in reg.layers.items():
             if irreps is None and hasattr(modules.get(name), "irreps_out"):
                 reg.layers[name] = str(modules[name].irreps_out)
-    out = forward_copies(model, batch, copies, spec, stack, names, hook_model)
     found = {}
+    noisy = stochastic_layers(hook_model or model)
+    if noisy:
+        # Dropout draws another mask for every row and batch norm in training normalizes by the statistics of
+        # whatever shares its forward: f(g·x) and f(x) would differ by chance and by their company even for an
+        # exactly equivariant model, and the penalty would mostly teach the model to saturate against that
+        # noise. The penalty compares the function the metrics measure instead (those layers in eval mode: no
+        # dropout, running statistics) on the copied graphs and their copies; the task keeps its own forward.
+        fx = output_rows(model(batch), spec)
+        with deterministic(noisy):
+            for reg, c in zip(active, copies):
+                base, local = c.originals(batch), c.alone()
+                out = forward_copies(model, base, [local], spec, stack, sorted(reg.layers), hook_model)
+                feats = {n: (out.features[n][0], out.features[n][1]) for n in reg.layers}
+                scale = reg.every if step is not None else 1
+                found[id(reg)] = scale * reg.penalty(base, out.fx, out.fgx[0], local, feats)
+        return fx, [found.get(id(reg), fx.new_zeros(())) for reg in regularizers]
+    out = forward_copies(model, batch, copies, spec, stack, names, hook_model)
     for i, (reg, c) in enumerate(zip(active, copies), start=1):
         feats = {n: (out.features[n][0], out.features[n][i]) for n in reg.layers}
         scale = reg.every if step is not None else 1  # lazy regularization keeps the expected gradient
         found[id(reg)] = scale * reg.penalty(batch, out.fx, out.fgx[i - 1], c, feats)
     return out.fx, [found.get(id(reg), out.fx.new_zeros(())) for reg in regularizers]
+
+
+_STOCHASTIC = (nn.modules.dropout._DropoutNd, nn.modules.batchnorm._BatchNorm)
+
+
+def stochastic_layers(model: nn.Module) -> list[nn.Module]:
+    """Dropout and batch-norm layers of ``model`` in training mode: where a row's output depends on chance or on
+    the other rows of its forward pass."""
+    if not isinstance(model, nn.Module):
+        return []
+    return [m for m in model.modules() if isinstance(m, _STOCHASTIC) and m.training]
+
+
+@contextmanager
+def deterministic(layers: Sequence[nn.Module]) -> Iterator[None]:
+    """``layers`` in eval mode inside the block (dropout off, batch norm on its running statistics; gradients
+    still flow), back in training mode after it."""
+    for layer in layers:
+        layer.training = False
+    try:
+        yield
+    finally:
+        for layer in layers:
+            layer.training = True
 
 
 @torch.no_grad()

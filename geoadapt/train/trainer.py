@@ -365,16 +365,16 @@ class Trainer:
                 task_loss = self.potential_loss(view.energy, upcast(out), inputs)
             else:
                 task_loss = self.task_loss(upcast(out), y)  # targets standardized in float32, not bfloat16
-            self._balance(task_loss, penalties, balancing)
-            loss = task_loss
+            known = self._balance(task_loss, penalties, balancing)
             position = epoch + (step / n_batches if n_batches else 0.0)
-            offset = 0
+            terms, offset = [], 0
             for reg in self.regularizers:
                 count = len(reg.components())
-                loss = loss + reg.loss(penalties[offset : offset + count], position)
+                terms.append(reg.loss(penalties[offset : offset + count], position))
                 offset += count
             if self.strategy.extra_loss is not None:
-                loss = loss + self.strategy.extra_loss()
+                terms.append(self.strategy.extra_loss())
+            loss = sum(terms, task_loss)
             if not torch.isfinite(loss):
                 last = self.run_dir / "last.pt" if self.run_dir and (self.run_dir / "last.pt").is_file() else None
                 raise FloatingPointError(
@@ -382,7 +382,10 @@ class Trainer:
                     f"step {step}; stopped" + (f"; last good checkpoint: {last}" if last else "")
                 )
             self.optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(loss).backward()  # the scaler is a pass-through unless precision is fp16
+            if known is None:
+                self.scaler.scale(loss).backward()  # the scaler is a pass-through unless precision is fp16
+            else:
+                self._reuse_gradients(known, task_loss, terms, position)
             if self.grad_clip:
                 self.scaler.unscale_(self.optimizer)
                 nn.utils.clip_grad_norm_([p for g in self.optimizer.param_groups for p in g["params"]], self.grad_clip)
@@ -409,26 +412,57 @@ class Trainer:
         row["lr"] = self.optimizer.param_groups[0]["lr"]
         return row
 
-    def _balance(self, task_loss: Tensor, penalties: list[Tensor], balancing: list[EquivarianceRegularizer]) -> None:
+    def _balance(
+        self, task_loss: Tensor, penalties: list[Tensor], balancing: list[EquivarianceRegularizer]
+    ) -> dict[int, tuple[Tensor | None, ...]] | None:
         """Set the self-tuning weights of ``balancing`` (the regularizers whose weight re-sets this step): the
         penalty's gradient norm ``balance_ratio`` times the task's.
 
         A lazy regularizer (``every=k``) is balanced on its own active steps, on its unscaled penalty.
+        Returns the gradients it computed (``id(task_loss)`` or ``id(regularizer)`` -> one per trainable
+        parameter) where the step may reuse them instead of back-propagating those terms again (one process,
+        no gradient scaler); else ``None``.
         """
         due = [(reg, penalties[self.components.index(reg)]) for reg in balancing]
         due = [(reg, p) for reg, p in due if p.requires_grad]
         if not due:
-            return
+            return None
         params = [p for p in self.model.parameters() if p.requires_grad]
+        known: dict[int, tuple[Tensor | None, ...]] = {}
 
-        def norm(value: Tensor) -> float:
-            grads = torch.autograd.grad(value, params, retain_graph=True, allow_unused=True)
-            return float(torch.sqrt(sum(g.pow(2).sum() for g in grads if g is not None) + 0.0))
+        def norm(key: int, value: Tensor) -> float:
+            known[key] = torch.autograd.grad(value, params, retain_graph=True, allow_unused=True)
+            return float(torch.sqrt(sum(g.pow(2).sum() for g in known[key] if g is not None) + 0.0))
 
-        task = norm(task_loss)
+        task = norm(id(task_loss), task_loss)
         for reg, penalty in due:
-            task_norm, penalty_norm = distributed.mean_across([task, norm(penalty) / reg.every])
+            task_norm, penalty_norm = distributed.mean_across([task, norm(id(reg), penalty) / reg.every])
             reg.balance(task_norm, penalty_norm)
+        reusable = distributed.world_size() == 1 and not self.scaler.is_enabled()
+        return known if reusable else None
+
+    def _reuse_gradients(
+        self, known: dict[int, tuple[Tensor | None, ...]], task_loss: Tensor, terms: list[Tensor], position: float
+    ) -> None:
+        """The step's gradients from those :meth:`_balance` computed: task + weight x penalty of each balanced
+        regularizer, plus a backward pass of the other loss terms only (a full backward saved per balancing)."""
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        total = list(known[id(task_loss)])
+        rest = []
+        for reg, term in zip(self.regularizers, terms):
+            grads = known.get(id(reg))
+            if grads is None:
+                rest.append(term)
+                continue
+            scale = reg.weight * reg.schedule(position)  # reg.loss is weight x schedule x penalty
+            total = [a if b is None else (b * scale if a is None else a + b * scale) for a, b in zip(total, grads)]
+        rest.extend(terms[len(self.regularizers) :])  # the strategy's extra loss
+        rest = [t for t in rest if isinstance(t, Tensor) and t.requires_grad]
+        if rest:
+            sum(rest[1:], rest[0]).backward()
+        for p, g in zip(params, total):
+            if g is not None:
+                p.grad = g if p.grad is None else p.grad + g
 
     def _dual_step(self, penalties: list[Tensor]) -> None:
         """Per-step dual ascent of the constrained terms, on steps where their penalty was computed."""

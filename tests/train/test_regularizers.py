@@ -115,6 +115,35 @@ def test_batch_norm_in_training_does_not_see_the_copies(molecules):
     assert torch.allclose(out, model(molecules), atol=1e-6)  # batch statistics of the batch alone
 
 
+def test_dropout_and_batch_statistics_stay_out_of_the_penalty(molecules64):
+    """With dropout and batch norm in training mode, the penalty compares the function the metrics measure (those
+    layers in eval mode), so an exactly invariant model pays nothing; the copies leave the running statistics
+    alone; and a model that is not invariant pays exactly the eval-mode distance, with gradients."""
+    torch.manual_seed(0)
+    model = build("gin", dropout=0.5).double().train()
+    twin = build("gin", dropout=0.5).double().train()
+    twin.load_state_dict(model.state_dict())
+    reg = EquivarianceRegularizer(Permutation(), model.spec, batch_fraction=0.6)
+    torch.manual_seed(1)  # the same dropout masks for the batch's forward here and in the twin's
+    out, (penalty,) = stacked_forward(model, molecules64, [reg], torch.Generator().manual_seed(0))
+    assert out.shape == (5, 1) and penalty.requires_grad
+    assert float(penalty) < 1e-20  # GIN is permutation invariant: no dropout noise, no batch statistics
+    torch.manual_seed(1)
+    twin(molecules64)  # the batch's own training forward, alone
+    for (name, a), b in zip(model.named_buffers(), twin.buffers()):
+        assert torch.equal(a, b), name
+
+    data = molecules64.clone()
+    data.eigvecs = torch.randn(data.num_nodes, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    reading = build("gin", dropout=0.5, pe="eigvecs", pe_dim=4).double().train()  # not sign-flip invariant
+    flips = EquivarianceRegularizer(SignFlip(), reading.spec, batch_fraction=1.0)
+    _, (penalty,) = stacked_forward(reading, data, [flips], torch.Generator().manual_seed(1))
+    flipped = flips.sample(data, torch.Generator().manual_seed(1)).moved
+    reading.eval()
+    by_hand = (reading(flipped) - reading(data)).pow(2).mean()
+    assert float(penalty) > 1e-8 and float(penalty) == pytest.approx(float(by_hand), rel=1e-10)
+
+
 def test_stacked_forward_is_one_call_and_reuses_outputs(molecules):
     calls = []
     model = build("naive_gnn")
@@ -334,3 +363,32 @@ def test_auto_weight_is_balanced_on_every_graph_and_trains_on_a_fraction(chembl_
     trainer.fit(chembl_loaders[0])  # 120 molecules in batches of 32: 32, 32, 32, 24
     assert sizes == [32 + 32, 32 + 8, 32 + 32, 24 + 6]
     assert trainer.history[-1][f"{reg.name}/weight"] != 1.0  # it was set
+
+
+def test_balancing_steps_reuse_their_gradients_exactly(chembl_loaders, monkeypatch):
+    """On a balancing step the task's and the penalty's gradients are already computed: the step adds them
+    (task + weight x penalty) instead of back-propagating the loss again, and must move the model as that
+    backward pass would."""
+
+    def train(reuse: bool, weight_scale: float = 1.0) -> list[torch.Tensor]:
+        torch.manual_seed(0)
+        model = build("naive_gnn")
+        reg = EquivarianceRegularizer(SO3(), model.spec, balance_every=1)  # every step balances
+        trainer = Trainer(model, "regression", [reg], max_epochs=1, progress=False, seed=0)
+        balance = Trainer._balance
+
+        def patched(self, *args):
+            known = balance(self, *args)
+            reg.weight = reg.weight * weight_scale
+            return known if reuse else None  # None: the full backward pass
+
+        monkeypatch.setattr(Trainer, "_balance", patched)
+        trainer.fit(chembl_loaders[0])
+        monkeypatch.setattr(Trainer, "_balance", balance)
+        return [p.detach().clone() for p in model.parameters()]
+
+    reference, reused = train(reuse=False), train(reuse=True)
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(reference, reused))
+    # The comparison can fail: a penalty weighted 3x apart moves the parameters visibly.
+    heavier = train(reuse=True, weight_scale=3.0)
+    assert max(float((a - b).abs().max()) for a, b in zip(reference, heavier)) > 1e-3
