@@ -55,11 +55,14 @@ def stratified_folds(
     return folds
 
 
-def add_laplacian_pe(graph: Data, k: int = 4, attr_name: str = "eigvecs") -> Data:
+def add_laplacian_pe(graph: Data, k: int = 4, attr_name: str = "eigvecs", seed: int | None = 0) -> Data:
     """``graph`` with its first ``k`` non-trivial Laplacian eigenvectors in ``attr_name`` ``(N, k)``.
 
     PyG's ``AddLaplacianEigenvectorPE`` needs more than ``k`` nodes; smaller graphs get the eigenvectors
-    they have, padded with zero columns, so every graph of a dataset has the same width.
+    they have, padded with zero columns, so every graph of a dataset has the same width. PyG gives each
+    eigenvector a random sign from the global RNG, whose seed differs per process: a dataset would get other
+    signs in every run, and a model that is not sign invariant other results. ``seed`` fixes those signs
+    (per graph, from the seed and the graph's size); ``None`` keeps the global RNG.
     """
     n = graph.num_nodes
     usable = max(0, min(k, n - 2))  # the transform needs k < n - 1 for its sparse/dense solver
@@ -67,7 +70,13 @@ def add_laplacian_pe(graph: Data, k: int = 4, attr_name: str = "eigvecs") -> Dat
         out = graph.clone()
         out[attr_name] = torch.zeros(n, k)
         return out
-    out = T.AddLaplacianEigenvectorPE(usable, attr_name=attr_name, is_undirected=True)(graph.clone())
+    transform = T.AddLaplacianEigenvectorPE(usable, attr_name=attr_name, is_undirected=True)
+    if seed is None:
+        out = transform(graph.clone())
+    else:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed * 1_000_003 + n * 10_007 + graph.num_edges)
+            out = transform(graph.clone())
     if usable < k:
         out[attr_name] = torch.cat([out[attr_name], torch.zeros(n, k - usable)], dim=1)
     return out

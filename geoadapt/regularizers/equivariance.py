@@ -38,6 +38,7 @@ from geoadapt.structure import AnyData, is_graph, num_graphs
 # larger share than Jensen-Shannon ones, which a confident classifier can also lower by saturating its
 # probabilities, pulling it towards one class when the share is large.
 BALANCE_RATIOS = {"mse": 0.5, "relative": 0.5, "js": 0.2, "kl": 0.2}
+WEIGHT_RANGE = (1e-4, 1e6)
 
 
 class EquivarianceRegularizer(nn.Module):
@@ -149,7 +150,7 @@ class EquivarianceRegularizer(nn.Module):
         target = math.log(self.balance_ratio * task_grad_norm / penalty_grad_norm)
         if int(self.balance_steps) > 0:  # smoothed, so one noisy batch does not set the weight
             target = 0.7 * math.log(self.weight) + 0.3 * target
-        self.weight = math.exp(min(max(target, math.log(1e-4)), math.log(1e6)))
+        self.weight = math.exp(min(max(target, math.log(WEIGHT_RANGE[0])), math.log(WEIGHT_RANGE[1])))
         self.balance_steps += 1
 
     def balances_at(self, step: int) -> bool:

@@ -134,3 +134,24 @@ def test_laplacian_pe_pads_small_graphs():
     pe = add_laplacian_pe(graph, 4).eigvecs
     assert pe.shape == (graph.num_nodes, 4)
     assert torch.allclose(pe.T @ pe, torch.eye(4), atol=1e-4)  # orthonormal eigenvectors
+
+
+def test_laplacian_pe_signs_do_not_follow_the_global_rng():
+    """PyG flips each eigenvector's sign with the global RNG (seeded differently in every process): with a seed
+    the signs are the same whatever that RNG's state, and without one they follow it."""
+    from geoadapt.data.graphs import add_laplacian_pe
+
+    graph = load("mutag")[0]
+    torch.manual_seed(1)
+    first = add_laplacian_pe(graph, 4).eigvecs
+    torch.manual_seed(2)
+    assert torch.equal(add_laplacian_pe(graph, 4).eigvecs, first)
+    after = torch.rand(3)
+    torch.manual_seed(2)
+    assert torch.equal(after, torch.rand(3))  # the global RNG was left as it was
+    signs = set()
+    for state in range(8):
+        torch.manual_seed(state)
+        pe = add_laplacian_pe(graph, 4, seed=None).eigvecs
+        signs.add(tuple(torch.sign(pe[pe.abs().argmax(0), range(4)]).tolist()))
+    assert len(signs) > 1  # seed=None: PyG's random signs
