@@ -2,9 +2,10 @@
 
 Training runs ONE forward pass on the original batch stacked with every regularizer's transformed
 copies (:func:`stacked_forward`); the task loss uses the original slice, so the only extra work is the
-forward (and backward) of the copies. Copies, forward and comparison are those of
-:mod:`geoadapt.metrics.compare`, the path the metrics take: a penalty and a measured error differ only in
-that the penalty keeps its gradients.
+forward (and backward) of the copies. Where dropout or batch norm train, the penalty compares the eval-mode
+function instead, in a forward of its own over the copied graphs and their copies. Copies, forward and
+comparison are those of :mod:`geoadapt.metrics.compare`, the path the metrics take: a penalty and a measured
+error differ only in that the penalty keeps its gradients.
 """
 
 from __future__ import annotations
@@ -63,8 +64,10 @@ class EquivarianceRegularizer(nn.Module):
         layers: feature-level terms: submodule name -> irreps of its output rows (a list of names takes
             the irreps from the submodule's ``irreps_out`` when it has one, else invariant scalars).
         output: include the output-level term (set ``False`` for features only).
-        batch_fraction: share of each batch's graphs that get transformed copies (chosen at random each
-            step). The penalty stays an unbiased estimate of ``E_x E_g d``; the extra compute shrinks with it.
+        batch_fraction: share of each batch's graphs that get transformed copies (a run of consecutive graphs
+            from a random start each step, wrapping at the end: every graph is copied with probability
+            ``batch_fraction``). The penalty stays an unbiased estimate of ``E_x E_g d``; the extra compute
+            shrinks with it.
             On the steps where ``weight="auto"`` re-sets itself every graph is copied: the weight is calibrated
             on the penalty of the whole batch, whose gradient norm is not inflated by the noise of a small
             sample, so a fraction keeps the expected gradient of copying everything.
@@ -230,11 +233,13 @@ def stacked_forward(
 ) -> tuple[Tensor, list[Tensor]]:
     """``f(x)`` and the unweighted penalty of each base regularizer, from one stacked forward pass.
 
-    ``stack``: copies in the batch's forward (``True``), in their own (``False``), or as the model says
-    (``None``: see :func:`geoadapt.metrics.compare.should_stack`). ``hook_model`` is the module whose submodule
-    names the feature terms use (the inner model when ``model`` is a DDP wrapper). ``step`` (training) skips
-    the regularizers whose ``every`` does not divide it: their penalty is 0 on this step, and active ones are
-    scaled by ``every``. ``spec`` (default: the first regularizer's) shapes the model's outputs. The
+    ``stack``: copies in the batch's forward (``True``), in their own (``False``), or as the model says (``None``:
+    see :func:`geoadapt.metrics.compare.should_stack`). With dropout or batch norm in training mode
+    (:func:`stochastic_layers`) the task's output comes from the batch's own forward and each penalty from an
+    eval-mode forward of the copied graphs with their copies (see the module docstring). ``hook_model`` is the module
+    whose submodule names the feature terms use (the inner model when ``model`` is a DDP wrapper). ``step``
+    (training) skips the regularizers whose ``every`` does not divide it: their penalty is 0 on this step, and
+    active ones are scaled by ``every``. ``spec`` (default: the first regularizer's) shapes the model's outputs. The
     regularizers in ``whole`` copy every graph this step, whatever their ``batch_fraction``.
     """
     spec = spec or (regularizers[0].spec if regularizers else getattr(hook_model or model, "spec", None))
