@@ -2,10 +2,10 @@
 
 Training runs ONE forward pass on the original batch stacked with every regularizer's transformed
 copies (:func:`stacked_forward`); the task loss uses the original slice, so the only extra work is the
-forward (and backward) of the copies. Where dropout or batch norm train, the penalty compares the eval-mode
-function instead, in a forward of its own over the copied graphs and their copies. Copies, forward and
-comparison are those of :mod:`geoadapt.metrics.compare`, the path the metrics take: a penalty and a measured
-error differ only in that the penalty keeps its gradients.
+forward (and backward) of the copies. Where dropout or batch norm train, each penalty runs the copied graphs
+with their copies in a forward of its own, dropout off and one set of batch statistics for both (:func:`quiet`).
+Copies, forward and comparison are those of :mod:`geoadapt.metrics.compare`, the path the metrics take: a
+penalty and a measured error differ only in that the penalty keeps its gradients.
 """
 
 from __future__ import annotations
@@ -235,8 +235,8 @@ def stacked_forward(
 
     ``stack``: copies in the batch's forward (``True``), in their own (``False``), or as the model says (``None``:
     see :func:`geoadapt.metrics.compare.should_stack`). With dropout or batch norm in training mode
-    (:func:`stochastic_layers`) the task's output comes from the batch's own forward and each penalty from an
-    eval-mode forward of the copied graphs with their copies (see the module docstring). ``hook_model`` is the module
+    (:func:`stochastic_layers`) the task's output comes from the batch's own forward and each penalty from a
+    forward of the copied graphs with their copies, dropout off (see :func:`quiet`). ``hook_model`` is the module
     whose submodule names the feature terms use (the inner model when ``model`` is a DDP wrapper). ``step``
     (training) skips the regularizers whose ``every`` does not divide it: their penalty is 0 on this step, and
     active ones are scaled by ``every``. ``spec`` (default: the first regularizer's) shapes the model's outputs. The
@@ -257,16 +257,18 @@ def stacked_forward(
     found = {}
     noisy = stochastic_layers(hook_model or model)
     if noisy:
-        # Dropout draws another mask for every row and batch norm in training normalizes by the statistics of
+        # Dropout draws another mask for every row, and batch norm in training normalizes by the statistics of
         # whatever shares its forward: f(g·x) and f(x) would differ by chance and by their company even for an
         # exactly equivariant model, and the penalty would mostly teach the model to saturate against that
-        # noise. The penalty compares the function the metrics measure instead (those layers in eval mode: no
-        # dropout, running statistics) on the copied graphs and their copies; the task keeps its own forward.
+        # noise. So each penalty runs the copied graphs and their copies in one forward of their own, dropout off
+        # and batch norm normalizing both by the same statistics (theirs); the task keeps the batch's forward.
+        # Batch norm stays in training mode: in eval mode its running statistics are constants the penalty
+        # could meet by shifting the activations that the training forward normalizes away anyway.
         fx = output_rows(model(batch), spec)
-        with deterministic(noisy):
+        with quiet(noisy):
             for reg, c in zip(active, copies):
                 base, local = c.originals(batch), c.alone()
-                out = forward_copies(model, base, [local], spec, stack, sorted(reg.layers), hook_model)
+                out = forward_copies(model, base, [local], spec, True, sorted(reg.layers), hook_model)
                 feats = {n: (out.features[n][0], out.features[n][1]) for n in reg.layers}
                 scale = reg.every if step is not None else 1
                 found[id(reg)] = scale * reg.penalty(base, out.fx, out.fgx[0], local, feats)
@@ -291,16 +293,27 @@ def stochastic_layers(model: nn.Module) -> list[nn.Module]:
 
 
 @contextmanager
-def deterministic(layers: Sequence[nn.Module]) -> Iterator[None]:
-    """``layers`` in eval mode inside the block (dropout off, batch norm on its running statistics; gradients
-    still flow), back in training mode after it."""
-    for layer in layers:
-        layer.training = False
+def quiet(layers: Sequence[nn.Module]) -> Iterator[None]:
+    """Inside the block: dropout of ``layers`` off; their batch norms still normalize by the statistics of the
+    forward pass, but leave their running statistics as they were (the copies are not data to learn them from)."""
+    dropouts = [m for m in layers if isinstance(m, nn.modules.dropout._DropoutNd)]
+    norms = [m for m in layers if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    # The forward updates stand-in copies of the running statistics, which are dropped afterwards; the originals are
+    # put back, never overwritten (autograd keeps the stand-ins it saw, at the version it saw).
+    saved = [{k: v for k, v in m.named_buffers(recurse=False) if v is not None} for m in norms]
+    for m, buffers in zip(norms, saved):
+        for k, v in buffers.items():
+            setattr(m, k, v.clone())
+    for m in dropouts:
+        m.training = False
     try:
         yield
     finally:
-        for layer in layers:
-            layer.training = True
+        for m in dropouts:
+            m.training = True
+        for m, buffers in zip(norms, saved):
+            for k, v in buffers.items():
+                setattr(m, k, v)
 
 
 @torch.no_grad()
