@@ -74,7 +74,7 @@ class EquivarianceRegularizer(nn.Module):
         every: apply the penalty on every ``every``-th training step only, multiplied by ``every`` so its
             expected gradient is unchanged (lazy regularization, as for R1 in StyleGAN2).
             The defaults (a quarter of each batch, every step) end as equivariant as copying every graph on
-            every step (SO(3) error 0.014 against 0.016 in ``benchmarks/regularizer_overhead.py``) at a fraction
+            every step (SO(3) error 0.014 against 0.015 in ``benchmarks/regularizer_overhead.py``) at a fraction
             of its extra cost. Lazy steps cost less again but trade poorly with Adam: the optimizer normalizes the rare
             large penalty gradients away, and a constrained form then misses its bound.
         balance_every: with ``weight="auto"``, how many active steps between two weight updates.
