@@ -496,6 +496,8 @@ def take_graphs(data: GraphData, index: Tensor, spec: Spec | None = None) -> tup
     """:func:`gather_graphs`, cheaper where ``index`` (on the CPU) runs through consecutive graphs, wrapping from
     the last graph to the first: such a run is cut as one or two :func:`window` s of the batch's own fields."""
     n, m = num_graphs(data), index.numel()
+    if m and (int(index.min()) < 0 or int(index.max()) >= n):
+        raise ValueError(f"graphs: expected indices in [0, {n}), got {index.min().item()} to {index.max().item()}")
     layout = _pyg_layout(data, spec) if index.device.type == "cpu" and 0 < m <= n else None
     start = int(index[0]) if layout is not None else -1
     if not 0 <= start < n or not torch.equal(index, (torch.arange(start, start + m) % n)):

@@ -271,6 +271,9 @@ def test_windows_and_wrapping_runs_match_from_data_list(molecules):
     _same_batch(take_graphs(batch, scattered)[0], Batch.from_data_list([molecules[i] for i in scattered]))
     with pytest.raises(ValueError, match="window"):
         window(batch, n - 1, 2)
+    for outside in ([n], [-1], [0, n]):
+        with pytest.raises(ValueError, match=r"graphs: expected indices in \[0, "):
+            take_graphs(batch, torch.tensor(outside))
 
 
 def test_fields_pyg_cannot_describe_take_the_general_route(molecules):

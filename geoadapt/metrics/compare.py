@@ -459,14 +459,15 @@ def _log_probs(logits: Tensor) -> Tensor:
 def kl_logits(p_logits: Tensor, q_logits: Tensor) -> Tensor:
     """``KL(p || q)`` per row for logits ``(rows, C)``: categorical for ``C > 1``, Bernoulli for ``C == 1``."""
     log_p, log_q = _log_probs(p_logits), _log_probs(q_logits)
-    return (log_p.exp() * (log_p - log_q)).sum(-1)
+    return (log_p.exp() * (log_p - log_q)).sum(-1).clamp_min(0)  # >= 0; round-off gives -1e-9 for p == q
 
 
 def js_logits(p_logits: Tensor, q_logits: Tensor) -> Tensor:
     """Jensen-Shannon divergence per row, ``(rows,)``: symmetric, bounded by ``ln 2``, zero iff ``p == q``."""
     log_p, log_q = _log_probs(p_logits), _log_probs(q_logits)
     log_m = torch.logsumexp(torch.stack([log_p, log_q]), 0) - torch.log(torch.tensor(2.0, dtype=log_p.dtype))
-    return 0.5 * ((log_p.exp() * (log_p - log_m)).sum(-1) + (log_q.exp() * (log_q - log_m)).sum(-1))
+    js = 0.5 * ((log_p.exp() * (log_p - log_m)).sum(-1) + (log_q.exp() * (log_q - log_m)).sum(-1))
+    return js.clamp_min(0)  # >= 0; round-off gives -1e-9 for p == q
 
 
 def relative_from_squared(squared: Tensor, scale: Tensor, irreps: o3.Irreps) -> Tensor:

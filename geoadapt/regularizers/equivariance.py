@@ -148,8 +148,10 @@ class EquivarianceRegularizer(nn.Module):
 
     def balance(self, task_grad_norm: float, penalty_grad_norm: float) -> None:
         """Set the auto weight from the gradient norms of the task loss and of the (unweighted) penalty."""
-        if not (penalty_grad_norm > 1e-12 and task_grad_norm > 0) or not math.isfinite(task_grad_norm):
-            return  # an exact model (no penalty gradient) keeps its weight
+        if not (task_grad_norm > 0 and math.isfinite(task_grad_norm)) or not penalty_grad_norm > 1e-6 * task_grad_norm:
+            # An exact model keeps its weight: its penalty's gradient is round-off (1e-7 in float32), which a
+            # weight set from it would amplify to the task's size.
+            return
         target = math.log(self.balance_ratio * task_grad_norm / penalty_grad_norm)
         if int(self.balance_steps) > 0:  # smoothed, so one noisy batch does not set the weight
             target = 0.7 * math.log(self.weight) + 0.3 * target

@@ -334,6 +334,8 @@ def test_auto_weight_sets_the_gradient_ratio_then_smooths_it():
     before = reg.weight
     reg.balance(task_grad_norm=1.0, penalty_grad_norm=0.0)  # an exact model: nothing to balance against
     assert reg.weight == before
+    reg.balance(task_grad_norm=8.6, penalty_grad_norm=1.4e-7)  # an exact model in float32: round-off only
+    assert reg.weight == before
 
 
 def test_auto_balance_ratio_follows_the_distance():
@@ -393,3 +395,14 @@ def test_balancing_steps_reuse_their_gradients_exactly(chembl_loaders, monkeypat
     # The comparison can fail: a penalty weighted 3x apart moves the parameters visibly.
     heavier = train(reuse=True, weight_scale=3.0)
     assert max(float((a - b).abs().max()) for a, b in zip(reference, heavier)) > 1e-3
+
+
+def test_divergences_of_equal_predictions_are_not_negative():
+    """KL and Jensen-Shannon of identical logits are zero; round-off must not make a penalty negative."""
+    from geoadapt.metrics.compare import js_logits, kl_logits
+
+    logits = torch.randn(4000, 1, generator=torch.Generator().manual_seed(0)) * 8
+    for divergence in (js_logits, kl_logits):
+        for same in (logits, torch.cat([logits, -logits], 1)):
+            values = divergence(same, same.clone())
+            assert float(values.min()) >= 0 and float(values.max()) < 1e-6
