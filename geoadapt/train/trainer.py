@@ -454,7 +454,7 @@ class Trainer:
             if grads is None:
                 rest.append(term)
                 continue
-            scale = reg.weight * reg.schedule(position)  # reg.loss is weight x schedule x penalty
+            scale = float(reg.loss([torch.ones(())], position))  # reg.loss is linear in its penalty
             total = [a if b is None else (b * scale if a is None else a + b * scale) for a, b in zip(total, grads)]
         rest.extend(terms[len(self.regularizers) :])  # the strategy's extra loss
         rest = [t for t in rest if isinstance(t, Tensor) and t.requires_grad]
