@@ -251,13 +251,19 @@ def dataset_card(config: dict[str, Any]) -> dict[str, Any]:
 
 def model_from_config(config: dict[str, Any]):
     """The model of ``checkpoint=`` (loaded) or ``model=`` (a registered pretrained model, built)."""
+    import torch
+
     from geoadapt.models import available, build, load
 
     if config.get("checkpoint") is not None:
         return load(config["checkpoint"])
     if config["model"] not in available():
         raise ConfigError(f"model: expected a registered model name among {available()}, got {config['model']!r}")
-    model = build(config["model"])
+    # An architecture without pretrained weights starts from a random init: the run's seed makes it the same
+    # in every process (and so a resumed run the same as an uninterrupted one).
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.get("seed", 0))
+        model = build(config["model"])
     model.checkpoint = {"dataset": None, "extra": {}}
     return model
 
@@ -589,7 +595,8 @@ def _numbers(options: dict[str, Any], field: str, kinds: dict[str, tuple[type, s
             try:
                 value = float(value)
             except ValueError:
-                raise ConfigError(f"{field}.{key}: expected a number, got {value!r}") from None
+                also = f" or {word!r}" if word else ""
+                raise ConfigError(f"{field}.{key}: expected a number{also}, got {value!r}") from None
         if kind is int and isinstance(value, float):
             if not value.is_integer():
                 raise ConfigError(f"{field}.{key}: expected a whole number, got {value!r}")

@@ -389,3 +389,22 @@ def test_adapt_a_registered_pretrained_potential_with_lora(tmp_path, capsys):
     assert loaded.arch == "sevennet_0" and [s["strategy"] for s in loaded.adaptations] == ["lora"]
     code, _, err = run(capsys, *argv[:2], "data=qm9_subset", "task=potential", f"out={tmp_path / 'x'}")
     assert code == 2 and "data: expected md17_<molecule>" in err
+
+
+def test_a_model_built_by_name_starts_from_the_runs_seed():
+    """``adapt model=<architecture>`` builds a random init: the same for the same seed (in any process, so a
+    resumed run matches an uninterrupted one), another for another seed, and the global RNG is left alone."""
+    from geoadapt.cli import model_from_config
+
+    def params(seed: int) -> list[torch.Tensor]:
+        torch.manual_seed(1000 + seed)  # whatever the process drew before
+        return [p.detach().clone() for p in model_from_config({"model": "naive_gnn", "seed": seed}).parameters()]
+
+    first, again, other = params(0), params(0), params(1)
+    assert all(torch.equal(a, b) for a, b in zip(first, again))
+    assert not all(torch.equal(a, b) for a, b in zip(first, other))
+    torch.manual_seed(5)
+    expected = torch.rand(3)
+    torch.manual_seed(5)
+    model_from_config({"model": "naive_gnn", "seed": 0})
+    assert torch.equal(torch.rand(3), expected)
