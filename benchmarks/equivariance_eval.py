@@ -4,7 +4,8 @@ For each backbone, on the same molecules (rdkit NCI-5K, ETKDG conformers, in chu
 
 - geoadapt: ``geoadapt.metrics.equivariance_error`` with K SO(3) samples per molecule, the batch and its copies
   spread over as few forwards as keep each under the model's node budget (``forward_plan``; "copies run" shows
-  the plan of the first chunk); all copies stacked in one forward and one copy per forward are also timed;
+  the plan of the first chunk), each cut into runs of consecutive graphs where the model sets ``split_nodes``;
+  all copies stacked in one forward and one copy per forward are also timed;
 - own forwards: the model alone, K + 1 forwards of each chunk (the least any measurement needs);
 - e3nn.util.test: ``e3nn.util.test.equivariance_error`` with ``ntrials=K`` (one rotation per trial, parity
   and translation off, 2 forwards per trial).
@@ -19,6 +20,7 @@ results/equivariance_eval.json.
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import sys
 import time
@@ -35,7 +37,7 @@ from geoadapt.data.molecules import build_molecules  # noqa: E402
 from geoadapt.data.rdkit_sets import read_nci5k  # noqa: E402
 from geoadapt.groups import SO3  # noqa: E402
 from geoadapt.metrics import equivariance_error  # noqa: E402
-from geoadapt.metrics.compare import copies_needed, forward_plan  # noqa: E402
+from geoadapt.metrics.compare import copies_needed, forward_plan, split_nodes  # noqa: E402
 from geoadapt.models import build  # noqa: E402
 from geoadapt.report import table  # noqa: E402
 
@@ -65,14 +67,16 @@ def e3nn_route(model, chunk: Batch, K: int) -> dict:
     )
 
 
-def describe_plan(plan: list[int]) -> str:
-    """``[1, 2, 2]`` -> ``"3 forwards (batch + 1, 2, 2 copies)"``."""
+def describe_plan(plan: list[int], cut: int | None = None) -> str:
+    """``[1, 2, 2]`` -> ``"3 forwards (batch + 1, 2, 2 copies)"``; ``cut``: the node budget each forward is cut
+    into runs under (``split_nodes``), when it applies."""
+    runs = f", each in runs of <= {cut} nodes" if cut else ""
     if len(plan) == 1:
-        return f"1 forward (batch + {plan[0]} copies)"
+        return f"1 forward (batch + {plan[0]} copies{runs})"
     alone = "batch alone, " if plan[0] == 0 else f"batch + {plan[0]}, "
     rest = plan[1:]
     sizes = f"{len(rest)} x {rest[0]}" if len(set(rest)) == 1 else ", ".join(map(str, rest))
-    return f"{len(plan)} forwards ({alone}{sizes} copies)"
+    return f"{len(plan)} forwards ({alone}{sizes} copies{runs})"
 
 
 def ratio(times: dict[str, list[float]], a: str, b: str) -> list[float]:
@@ -141,6 +145,7 @@ def main(argv: list[str] | None = None) -> dict:
                 "samples": K,
                 "chunk": size,
                 "forward_plan": forward_plan(model, chunks[0], copies_needed(SO3(), K)),
+                "split_nodes": split_nodes(model) if chunks[0].num_nodes > (split_nodes(model) or math.inf) else None,
                 "seconds": {r: statistics.median(v) for r, v in times.items()},
                 "geoadapt_over_own_forwards": over_own,
                 "e3nn_over_geoadapt": e3nn_over,
@@ -152,7 +157,7 @@ def main(argv: list[str] | None = None) -> dict:
                 [
                     name,
                     size,
-                    describe_plan(record["forward_plan"]),
+                    describe_plan(record["forward_plan"], record["split_nodes"]),
                     f"{record['seconds']['geoadapt']:.3f}",
                     f"{record['seconds']['own forwards']:.3f}",
                     f"{record['seconds']['e3nn.util.test']:.3f}",

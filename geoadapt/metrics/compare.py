@@ -57,6 +57,7 @@ from geoadapt.structure import (
     repeat,
     take_copies,
     take_graphs,
+    window,
 )
 
 DISTANCES = ("mse", "relative", "kl", "js")
@@ -123,6 +124,36 @@ def stack_nodes(model: object) -> int:
     if isinstance(declared, bool) or not isinstance(declared, int) or declared < 1:
         raise ValueError(f"stack_nodes: expected an int >= 1 (nodes per forward), got {declared!r}")
     return declared
+
+
+def split_nodes(model: object) -> int | None:
+    """Most nodes one measuring forward of ``model`` may hold on the CPU before a batch is cut into runs of
+    consecutive graphs: a ``split_nodes`` attribute of the model (or of a model it wraps), else ``None`` (never
+    cut). For models whose CPU forward gets slower per node as the batch grows (its activations leave the
+    cache), several small forwards cost less than one large one."""
+    declared = _declared(model, "split_nodes")
+    if declared is _UNDECLARED or declared is None:
+        return None
+    if isinstance(declared, bool) or not isinstance(declared, int) or declared < 1:
+        raise ValueError(f"split_nodes: expected an int >= 1 (nodes per forward) or None, got {declared!r}")
+    return declared
+
+
+def measured_rows(model: nn.Module, data: AnyData, spec: Spec) -> Tensor:
+    """``output_rows(model(data))``, in runs of consecutive graphs of at most :func:`split_nodes` nodes where the
+    model asks for it and ``data`` is a graph batch on the CPU (a graph larger than the budget runs alone)."""
+    budget = split_nodes(model)
+    if budget is None or not is_graph(data) or data_device(data).type != "cpu" or data.num_nodes <= budget:
+        return output_rows(model(data), spec)
+    sizes = torch.bincount(graph_index(data), minlength=num_graphs(data)).tolist()
+    outs, start, nodes = [], 0, 0
+    for i, size in enumerate(sizes):
+        if nodes and nodes + size > budget:
+            outs.append(output_rows(model(window(data, start, i - start, spec)[0]), spec))
+            start, nodes = i, 0
+        nodes += size
+    outs.append(output_rows(model(window(data, start, len(sizes) - start, spec)[0]), spec))
+    return torch.cat(outs)
 
 
 def forward_plan(model: object, data: AnyData, copies: int, stack: bool | None = None) -> list[int]:
@@ -532,7 +563,7 @@ def transformed_outputs(
     fx, fgx, first, templates = None, [], 0, {1: data}
     for count in forward_plan(model, data, copies.copies, stack):
         if count == 0:
-            fx = output_rows(model(data), spec)
+            fx = measured_rows(model, data, spec)
             continue
         if count == copies.copies:
             part = copies.moved  # all of them in one forward: nothing to cut
@@ -541,9 +572,9 @@ def transformed_outputs(
                 templates[count] = repeat(data, count, spec)
             part = copies.part(first, count, templates[count])
         if fx is None:
-            fx, moved = _split(output_rows(model(concat([data, part], spec)), spec), [data, part])
+            fx, moved = _split(measured_rows(model, concat([data, part], spec), spec), [data, part])
         else:
-            moved = output_rows(model(part), spec)
+            moved = measured_rows(model, part, spec)
         fgx.append(moved)
         first += count
     return compare(fx, torch.cat(fgx), copies, data, group, spec)

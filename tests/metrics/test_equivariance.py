@@ -17,6 +17,7 @@ from geoadapt.metrics import (
     prediction_consistency,
     worst_case_accuracy,
 )
+from geoadapt.metrics.compare import measured_rows, output_rows
 from geoadapt.models import build
 from geoadapt.structure import num_graphs, repeat
 from tests.conftest import FlatImageModel, InvariantPointNet, PooledImageModel, VectorPointNet
@@ -175,3 +176,39 @@ def test_wrong_output_width_is_reported(molecules):
     model = build("gin", out_dim=2)
     with pytest.raises(ValueError, match=r"model output: expected shape \(rows, 3\)"):
         equivariance_error(model, molecules, SO3(), Spec(output="1o"))
+
+
+@pytest.mark.parametrize("output_level", ["graph", "node"])
+def test_measuring_forwards_cut_under_a_node_budget_give_the_same_outputs(molecules64, output_level):
+    """A model with ``split_nodes`` runs a large batch as several runs of consecutive graphs: the same rows as
+    one forward (graph- and node-level outputs), more forwards, and the same error in the end."""
+    with default_dtype(torch.float64):
+        model = build("naive_gnn") if output_level == "graph" else _NodeNaive()
+    spec = model.spec
+    data = repeat(molecules64, 4, spec)  # 20 molecules
+    whole = output_rows(model(data), spec)
+    calls = []
+    model.register_forward_hook(lambda module, args, out: calls.append(args[0].num_graphs))
+    model.split_nodes = 60
+    cut = measured_rows(model, data, spec)
+    assert len(calls) > 1 and sum(calls) == num_graphs(data)
+    torch.testing.assert_close(cut, whole, rtol=1e-12, atol=1e-12)
+    error = equivariance_error(model, data, SO3(), spec, n_samples=3, generator=torch.Generator().manual_seed(0))
+    model.split_nodes = None
+    plain = equivariance_error(model, data, SO3(), spec, n_samples=3, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(error, plain, rtol=1e-9, atol=1e-12)
+    model.split_nodes = "400"  # not a node count
+    with pytest.raises(ValueError, match="split_nodes"):
+        measured_rows(model, data, spec)
+
+
+class _NodeNaive(nn.Module):
+    """Node-level outputs that read raw coordinates (not rotation invariant)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(3, 2)
+        self.spec = Spec(fields={"pos": "1o"}, output="2x0e", output_level="node")
+
+    def forward(self, data) -> torch.Tensor:
+        return self.linear(data.pos)
