@@ -12,6 +12,14 @@ from torch import Tensor, nn
 from geoadapt.regularizers.equivariance import EquivarianceRegularizer
 
 
+def _every_step_unless_asked(term: EquivarianceRegularizer) -> EquivarianceRegularizer:
+    """A term left at ``every="auto"`` applies its penalty on every step (the lazy default is for the plain,
+    self-weighted regularizer; a multiplier that moves per step wants a penalty on every step)."""
+    if term.every_option == "auto":
+        term.every = 1
+    return term
+
+
 class MixedEquivarianceRegularizer(nn.Module):
     """Several symmetries (e.g. SO3, Permutation, SignFlip), each with a weight tuned during training.
 
@@ -36,6 +44,8 @@ class MixedEquivarianceRegularizer(nn.Module):
         super().__init__()
         if not regularizers:
             raise ValueError("regularizers: expected at least one EquivarianceRegularizer, got none")
+        for term in regularizers:
+            _every_step_unless_asked(term)
         self.terms = nn.ModuleList(regularizers)
         self.learn_weights, self.momentum, self.weight_range = learn_weights, momentum, weight_range
         self.register_buffer("log_scale", torch.zeros(len(regularizers)))
@@ -125,7 +135,7 @@ class ConstrainedEquivarianceRegularizer(nn.Module):
             if not (isinstance(start, (int, float)) and start > 0 and isinstance(epochs, int) and epochs >= 1):
                 raise ValueError(f"homotopy: expected (epsilon_start > 0, epochs >= 1), got {tuple(homotopy)!r}")
         self.margin = float(margin)
-        self.term = regularizer
+        self.term = _every_step_unless_asked(regularizer)
         self.epsilon_final, self.dual_lr, self.homotopy = float(epsilon), float(dual_lr), homotopy
         self.resilient, self.slack_cost, self.dual_update = resilient, float(slack_cost), dual_update
         self.register_buffer("multiplier", torch.tensor(float(initial_multiplier)))

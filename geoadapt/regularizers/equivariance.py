@@ -40,6 +40,11 @@ from geoadapt.structure import AnyData, is_graph, num_graphs
 # probabilities, pulling it towards one class when the share is large.
 BALANCE_RATIOS = {"mse": 0.5, "relative": 0.5, "js": 0.2, "kl": 0.2}
 WEIGHT_RANGE = (1e-4, 1e6)
+# ``every="auto"``: the penalty on every other step (scaled by 2), which keeps the default's extra cost near 1.2x
+# a plain epoch at the final error of copying every graph on every step (benchmarks/regularizer_overhead.py).
+# Inside a constrained or mixed regularizer "auto" is every step: their multipliers move per step.
+LAZY_EVERY = 2
+MAX_BACKOFF = 4  # an exact model's weight is re-checked at most 2**4 = 16x less often
 
 
 class EquivarianceRegularizer(nn.Module):
@@ -72,12 +77,14 @@ class EquivarianceRegularizer(nn.Module):
             on the penalty of the whole batch, whose gradient norm is not inflated by the noise of a small
             sample, so a fraction keeps the expected gradient of copying everything.
         every: apply the penalty on every ``every``-th training step only, multiplied by ``every`` so its
-            expected gradient is unchanged (lazy regularization, as for R1 in StyleGAN2).
-            The defaults (a quarter of each batch, every step) end as equivariant as copying every graph on
-            every step (SO(3) error 0.014 against 0.015 in ``benchmarks/regularizer_overhead.py``) at a fraction
-            of its extra cost. Lazy steps cost less again but trade poorly with Adam: the optimizer normalizes the rare
-            large penalty gradients away, and a constrained form then misses its bound.
-        balance_every: with ``weight="auto"``, how many active steps between two weight updates.
+            expected gradient is unchanged (lazy regularization, as for R1 in StyleGAN2). ``"auto"`` (the
+            default) is 2: with a quarter of each batch copied, the penalty costs ~1.2x a plain epoch and ends
+            about as equivariant as copying every graph on every step (``benchmarks/regularizer_overhead.py``).
+            Inside a :class:`ConstrainedEquivarianceRegularizer` or :class:`MixedEquivarianceRegularizer`
+            ``"auto"`` is 1: their multipliers move on every step, and with Adam rarer, larger penalty gradients
+            are partly normalized away, which a constraint then pays for in missed bounds.
+        balance_every: with ``weight="auto"``, how many active steps between two weight updates (doubling, up
+            to 16x, while the penalty's gradient is at round-off: an exactly equivariant model).
     """
 
     def __init__(
@@ -92,7 +99,7 @@ class EquivarianceRegularizer(nn.Module):
         output: bool = True,
         name: str | None = None,
         batch_fraction: float = 0.25,
-        every: int = 1,
+        every: int | str = "auto",
         balance_every: int = 20,
         balance_ratio: float | str = "auto",
     ) -> None:
@@ -114,16 +121,18 @@ class EquivarianceRegularizer(nn.Module):
             raise ValueError(f"n_samples: expected >= 1, got {n_samples}")
         if not 0 < batch_fraction <= 1:
             raise ValueError(f"batch_fraction: expected a number in (0, 1], got {batch_fraction}")
-        if every < 1:
-            raise ValueError(f"every: expected a step interval >= 1, got {every}")
+        if every != "auto" and (isinstance(every, str) or not every >= 1 or int(every) != every):
+            raise ValueError(f"every: expected a whole step interval >= 1 or 'auto', got {every!r}")
         self.group, self.spec, self.n_samples = group, spec, n_samples
         self.register_buffer("weight_value", torch.tensor(1.0 if self.auto_weight else float(weight)))
         self.register_buffer("balance_steps", torch.tensor(0))
+        self.register_buffer("round_off_streak", torch.tensor(0))  # balances in a row that found an exact model
         self.balance_every, self.ratio_option = int(balance_every), balance_ratio
         self.distance, self.schedule, self.output = distance, schedule or Schedule(), output
         self.layers = dict(layers) if isinstance(layers, Mapping) else {k: None for k in (layers or [])}
         self.name = name or repr(group)
-        self.batch_fraction, self.every = float(batch_fraction), int(every)
+        self.batch_fraction, self.every_option = float(batch_fraction), every
+        self.every = LAZY_EVERY if every == "auto" else int(every)
 
     @property
     def weight(self) -> float:
@@ -148,10 +157,15 @@ class EquivarianceRegularizer(nn.Module):
 
     def balance(self, task_grad_norm: float, penalty_grad_norm: float) -> None:
         """Set the auto weight from the gradient norms of the task loss and of the (unweighted) penalty."""
-        if not (task_grad_norm > 0 and math.isfinite(task_grad_norm)) or not penalty_grad_norm > 1e-6 * task_grad_norm:
-            # An exact model keeps its weight: its penalty's gradient is round-off (1e-7 in float32), which a
-            # weight set from it would amplify to the task's size.
+        if not (task_grad_norm > 0 and math.isfinite(task_grad_norm)):
             return
+        if not penalty_grad_norm > 1e-6 * task_grad_norm:
+            # An exact model keeps its weight: its penalty's gradient is round-off (1e-7 in float32), which a
+            # weight set from it would amplify to the task's size. It is also balanced less and less often (2x,
+            # 4x, ... up to 16x the interval): a balancing step costs about two plain steps, here for nothing.
+            self.round_off_streak.fill_(min(int(self.round_off_streak) + 1, MAX_BACKOFF))
+            return
+        self.round_off_streak.zero_()
         target = math.log(self.balance_ratio * task_grad_norm / penalty_grad_norm)
         if int(self.balance_steps) > 0:  # smoothed, so one noisy batch does not set the weight
             target = 0.7 * math.log(self.weight) + 0.3 * target
@@ -160,7 +174,9 @@ class EquivarianceRegularizer(nn.Module):
 
     def balances_at(self, step: int) -> bool:
         """Whether the auto weight re-sets itself at training step ``step`` (every ``balance_every`` active steps)."""
-        return self.auto_weight and step % self.every == 0 and (step // self.every) % self.balance_every == 0
+        if not self.auto_weight or step % self.every:
+            return False
+        return (step // self.every) % (self.balance_every * 2 ** int(self.round_off_streak)) == 0
 
     # --- the pieces stacked_forward uses -------------------------------------------------------
     def sample(self, batch: AnyData, generator: torch.Generator | None = None, whole: bool = False) -> Copies:

@@ -321,8 +321,22 @@ def test_lazy_regularization_skips_steps_and_rescales(molecules):
     _, (active,) = stacked_forward(model, molecules, [lazy], torch.Generator().manual_seed(0), step=3)
     _, (plain,) = stacked_forward(model, molecules, [EquivarianceRegularizer(SO3(), model.spec)], gen)
     assert float(active) == pytest.approx(3 * float(plain), rel=1e-5)  # scaled by the interval
-    with pytest.raises(ValueError, match="every"):
-        EquivarianceRegularizer(SO3(), model.spec, every=0)
+    for bad in (0, 1.5, "often"):
+        with pytest.raises(ValueError, match="every"):
+            EquivarianceRegularizer(SO3(), model.spec, every=bad)
+
+
+def test_lazy_by_default_except_under_a_multiplier():
+    """``every="auto"`` is 2 for the plain regularizer; constrained and mixed terms left at "auto" run every step,
+    an interval the user asked for is kept."""
+    spec = Spec(fields={"pos": "1o"}, output="0e")
+    assert EquivarianceRegularizer(SO3(), spec).every == 2
+    assert ConstrainedEquivarianceRegularizer(EquivarianceRegularizer(SO3(), spec)).term.every == 1
+    assert ConstrainedEquivarianceRegularizer(EquivarianceRegularizer(SO3(), spec, every=3)).term.every == 3
+    mixed = MixedEquivarianceRegularizer(
+        [EquivarianceRegularizer(SO3(), spec), EquivarianceRegularizer(SO3(), spec, every=2)]
+    )
+    assert [t.every for t in mixed.terms] == [1, 2]
 
 
 def test_auto_weight_sets_the_gradient_ratio_then_smooths_it():
@@ -336,6 +350,21 @@ def test_auto_weight_sets_the_gradient_ratio_then_smooths_it():
     assert reg.weight == before
     reg.balance(task_grad_norm=8.6, penalty_grad_norm=1.4e-7)  # an exact model in float32: round-off only
     assert reg.weight == before
+
+
+def test_an_exact_model_is_balanced_less_and_less_often():
+    """Each balance that finds the penalty's gradient at round-off doubles the interval (up to 16x); a balance
+    that sets the weight brings it back."""
+    reg = EquivarianceRegularizer(SO3(), Spec(fields={"pos": "1o"}, output="0e"), every=2, balance_every=5)
+    due = lambda: [step for step in range(400) if reg.balances_at(step)]  # noqa: E731
+    assert due()[:3] == [0, 10, 20]
+    reg.balance(task_grad_norm=8.6, penalty_grad_norm=1.4e-7)
+    assert due()[:3] == [0, 20, 40]
+    for _ in range(6):
+        reg.balance(task_grad_norm=8.6, penalty_grad_norm=1.4e-7)
+    assert due()[:3] == [0, 160, 320]  # capped at 16x
+    reg.balance(task_grad_norm=8.6, penalty_grad_norm=1.0)
+    assert due()[:3] == [0, 10, 20]
 
 
 def test_auto_balance_ratio_follows_the_distance():
@@ -358,14 +387,18 @@ def test_auto_balance_ratio_follows_the_distance():
 def test_auto_weight_is_balanced_on_every_graph_and_trains_on_a_fraction(chembl_loaders):
     """Balance steps copy the whole batch (the penalty's gradient norm is not inflated by a small sample's
     noise); the other steps copy ``batch_fraction`` of it."""
-    model = build("naive_gnn")
-    reg = EquivarianceRegularizer(SO3(), model.spec, batch_fraction=0.25, balance_every=2)
-    sizes = []
-    model.register_forward_pre_hook(lambda module, args: sizes.append(args[0].num_graphs) if module.training else None)
-    trainer = Trainer(model, "regression", [reg], max_epochs=1, progress=False, seed=0)
-    trainer.fit(chembl_loaders[0])  # 120 molecules in batches of 32: 32, 32, 32, 24
-    assert sizes == [32 + 32, 32 + 8, 32 + 32, 24 + 6]
-    assert trainer.history[-1][f"{reg.name}/weight"] != 1.0  # it was set
+    for every, expected in ((1, [32 + 32, 32 + 8, 32 + 32, 24 + 6]), (2, [32 + 32, 32, 32 + 8, 24])):
+        # every=2 (the default): the penalty on steps 0 and 2 only, balanced on the first of every 2 of those
+        model = build("naive_gnn")
+        reg = EquivarianceRegularizer(SO3(), model.spec, batch_fraction=0.25, balance_every=2, every=every)
+        sizes: list[int] = []
+        model.register_forward_pre_hook(
+            lambda module, args, sizes=sizes: sizes.append(args[0].num_graphs) if module.training else None
+        )
+        trainer = Trainer(model, "regression", [reg], max_epochs=1, progress=False, seed=0)
+        trainer.fit(chembl_loaders[0])  # 120 molecules in batches of 32: 32, 32, 32, 24
+        assert sizes == expected
+        assert trainer.history[-1][f"{reg.name}/weight"] != 1.0  # it was set
 
 
 def test_balancing_steps_reuse_their_gradients_exactly(chembl_loaders, monkeypatch):
