@@ -20,7 +20,6 @@ results/equivariance_eval.json.
 from __future__ import annotations
 
 import argparse
-import math
 import statistics
 import sys
 import time
@@ -138,6 +137,7 @@ def main(argv: list[str] | None = None) -> dict:
                             times[route].append(time.perf_counter() - start)
                 errors = torch.cat([e.flatten() for e in timed["geoadapt"]()])
 
+            budget = split_nodes(model)
             over_own, e3nn_over = ratio(times, "geoadapt", "own forwards"), ratio(times, "e3nn.util.test", "geoadapt")
             record = {
                 "model": name,
@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> dict:
                 "samples": K,
                 "chunk": size,
                 "forward_plan": forward_plan(model, chunks[0], copies_needed(SO3(), K)),
-                "split_nodes": split_nodes(model) if chunks[0].num_nodes > (split_nodes(model) or math.inf) else None,
+                "split_nodes": budget if budget is not None and chunks[0].num_nodes > budget else None,
                 "seconds": {r: statistics.median(v) for r, v in times.items()},
                 "geoadapt_over_own_forwards": over_own,
                 "e3nn_over_geoadapt": e3nn_over,

@@ -459,7 +459,28 @@ def window(data: GraphData, start: int, count: int, spec: Spec | None = None) ->
     n = num_graphs(data)
     if not (0 <= start and count >= 1 and start + count <= n):
         raise ValueError(f"window: expected graphs within [0, {n}), got start {start} and count {count}")
+    return _cut(data, _pyg_layout(data, spec), start, count, spec)
+
+
+def runs_under(data: GraphData, max_nodes: int, spec: Spec | None = None) -> list[Batch]:
+    """``data`` as runs of consecutive graphs of at most ``max_nodes`` nodes each (a larger graph runs alone), in
+    order: each a :func:`window` of ``data``, its PyG metadata read once for all of them."""
+    sizes = torch.bincount(graph_index(data), minlength=num_graphs(data)).tolist()
+    starts, nodes = [0], 0
+    for i, size in enumerate(sizes):
+        if nodes and nodes + size > max_nodes:
+            starts.append(i)
+            nodes = 0
+        nodes += size
     layout = _pyg_layout(data, spec)
+    ends = starts[1:] + [len(sizes)]
+    return [_cut(data, layout, start, end - start, spec)[0] for start, end in zip(starts, ends)]
+
+
+def _cut(
+    data: GraphData, layout: dict[str, _Field] | None, start: int, count: int, spec: Spec | None
+) -> tuple[Batch, Tensor]:
+    """:func:`window` given the batch's layout (``None``: the graphs are gathered)."""
     if layout is None:
         return gather_graphs(data, torch.arange(start, start + count, device=graph_index(data).device), spec)
     return _window(data, layout, start, count)

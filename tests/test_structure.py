@@ -12,6 +12,7 @@ from geoadapt.structure import (
     field_levels,
     gather_graphs,
     repeat,
+    runs_under,
     select_graphs,
     take_copies,
     take_graphs,
@@ -286,3 +287,14 @@ def test_fields_pyg_cannot_describe_take_the_general_route(molecules):
     assert torch.equal(picked.edge_index, expected.edge_index) and torch.equal(picked.x, expected.x)
     stacked = concat([batch, picked])
     assert torch.equal(stacked.charge, torch.cat([batch.charge, picked.charge]))
+
+
+def test_runs_under_a_node_budget_cover_the_batch_in_order():
+    graphs = [_graph(n, seed) for seed, n in enumerate([3, 9, 2, 2, 4, 1])]
+    batch = Batch.from_data_list(graphs)
+    runs = runs_under(batch, 5)
+    assert [r.num_graphs for r in runs] == [1, 1, 2, 2]  # the 9-node graph runs alone
+    assert all(r.num_nodes <= 5 or r.num_graphs == 1 for r in runs)
+    rebuilt = Batch.from_data_list([g for r in runs for g in r.to_data_list()])
+    for key in ("x", "pos", "edge_index", "batch", "ptr"):
+        assert torch.equal(rebuilt[key], batch[key]), key

@@ -55,9 +55,9 @@ from geoadapt.structure import (
     is_graph,
     num_graphs,
     repeat,
+    runs_under,
     take_copies,
     take_graphs,
-    window,
 )
 
 DISTANCES = ("mse", "relative", "kl", "js")
@@ -118,12 +118,7 @@ def _declared(model: object, name: str) -> object:
 def stack_nodes(model: object) -> int:
     """Nodes one forward may hold when measuring: a ``stack_nodes`` attribute of the model (or of a model it
     wraps, through ``.model``), else :data:`STACK_NODES`. A batch larger than the budget runs alone."""
-    declared = _declared(model, "stack_nodes")
-    if declared is _UNDECLARED:
-        return STACK_NODES
-    if isinstance(declared, bool) or not isinstance(declared, int) or declared < 1:
-        raise ValueError(f"stack_nodes: expected an int >= 1 (nodes per forward), got {declared!r}")
-    return declared
+    return _node_budget(model, "stack_nodes", STACK_NODES)
 
 
 def split_nodes(model: object) -> int | None:
@@ -131,11 +126,17 @@ def split_nodes(model: object) -> int | None:
     consecutive graphs: a ``split_nodes`` attribute of the model (or of a model it wraps), else ``None`` (never
     cut). For models whose CPU forward gets slower per node as the batch grows (its activations leave the
     cache), several small forwards cost less than one large one."""
-    declared = _declared(model, "split_nodes")
-    if declared is _UNDECLARED or declared is None:
-        return None
+    return _node_budget(model, "split_nodes", None)
+
+
+def _node_budget(model: object, name: str, default: int | None) -> int | None:
+    """The model's ``name`` attribute (a node count), ``default`` where it declares none."""
+    declared = _declared(model, name)
+    if declared is _UNDECLARED or (declared is None and default is None):
+        return default
     if isinstance(declared, bool) or not isinstance(declared, int) or declared < 1:
-        raise ValueError(f"split_nodes: expected an int >= 1 (nodes per forward) or None, got {declared!r}")
+        also = " or None" if default is None else ""
+        raise ValueError(f"{name}: expected an int >= 1 (nodes per forward){also}, got {declared!r}")
     return declared
 
 
@@ -145,15 +146,7 @@ def measured_rows(model: nn.Module, data: AnyData, spec: Spec) -> Tensor:
     budget = split_nodes(model)
     if budget is None or not is_graph(data) or data_device(data).type != "cpu" or data.num_nodes <= budget:
         return output_rows(model(data), spec)
-    sizes = torch.bincount(graph_index(data), minlength=num_graphs(data)).tolist()
-    outs, start, nodes = [], 0, 0
-    for i, size in enumerate(sizes):
-        if nodes and nodes + size > budget:
-            outs.append(output_rows(model(window(data, start, i - start, spec)[0]), spec))
-            start, nodes = i, 0
-        nodes += size
-    outs.append(output_rows(model(window(data, start, len(sizes) - start, spec)[0]), spec))
-    return torch.cat(outs)
+    return torch.cat([output_rows(model(run), spec) for run in runs_under(data, budget, spec)])
 
 
 def forward_plan(model: object, data: AnyData, copies: int, stack: bool | None = None) -> list[int]:

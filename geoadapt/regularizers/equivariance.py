@@ -174,9 +174,11 @@ class EquivarianceRegularizer(nn.Module):
 
     def balances_at(self, step: int) -> bool:
         """Whether the auto weight re-sets itself at training step ``step`` (every ``balance_every`` active steps)."""
-        if not self.auto_weight or step % self.every:
+        active = step // self.every
+        if not self.auto_weight or step % self.every or active % self.balance_every:
             return False
-        return (step // self.every) % (self.balance_every * 2 ** int(self.round_off_streak)) == 0
+        # The back-off read last: a buffer read may wait for the device, on candidate steps only.
+        return active % (self.balance_every * 2 ** int(self.round_off_streak)) == 0
 
     # --- the pieces stacked_forward uses -------------------------------------------------------
     def sample(self, batch: AnyData, generator: torch.Generator | None = None, whole: bool = False) -> Copies:
