@@ -49,9 +49,16 @@ def test_quick_run(script, tmp_path, capsys):
 
 
 def test_molecular_adaptation_quick_run(tmp_path, capsys):
-    _load("molecular_adaptation").main(["--quick", "--out", str(tmp_path)])
+    script = _load("molecular_adaptation")
+    options = ["--regularizer-options", '{"batch_fraction": 1.0, "every": 1}']
+    script.main(["--quick", "--out", str(tmp_path), *options])
     saved = json.loads((tmp_path / "molecular_adaptation_rdkit_chembl2321810.json").read_text())
     assert saved["machine"]["cores"] >= 1 and set(saved["backbones"]) == {"pretrained", "scratch"}
+    assert saved["regularizer_options"] == {"batch_fraction": 1.0, "every": 1}
+    assert (
+        'regularizer options: {"batch_fraction": 1.0, "every": 1}'
+        in (tmp_path / "molecular_adaptation_rdkit_chembl2321810.md").read_text()
+    )
     for result in saved["backbones"].values():
         assert set(result["summary"]) == {"finetune", "regularizer", "constrained"}
         assert len(result["runs"]) == 2 * 3 and set(result["checks"]) == {"regularizer", "constrained"}
@@ -60,6 +67,17 @@ def test_molecular_adaptation_quick_run(tmp_path, capsys):
         )
     printed = capsys.readouterr().out
     assert printed.count("#### rdkit_chembl2321810") == 2 and "error cut" in printed
+    script.main(["--report", "--out", str(tmp_path)])
+    checks = [result["checks"]["regularizer"] for result in saved["backbones"].values()]
+    expected = sum(c["error_cut"] >= 10 and c["within_one_std_or_better"] for c in checks)
+    counted = [line for line in capsys.readouterr().out.splitlines() if line.startswith("regularizer: a 10x cut")]
+    assert counted == [f"regularizer: a 10x cut within one std on {expected} of 2 target/backbone pairs"]
+
+
+def test_molecular_adaptation_refuses_options_that_are_not_a_json_object(capsys):
+    with pytest.raises(SystemExit):
+        _load("molecular_adaptation").main(["--regularizer-options", "[1]"])
+    assert "--regularizer-options: expected a JSON object, got '[1]'" in capsys.readouterr().err
 
 
 def test_e3nn_speed_quick_run_times_both_products_and_writes_its_table(tmp_path, capsys):
@@ -104,6 +122,7 @@ def test_demo_story_quick_writes_outside_the_tracked_files(tmp_path, capsys, mon
     summary = json.loads((out_dir / "summary.json").read_text())
     assert [m["method"] for m in summary["methods"]] == ["finetune", "regularizer", "constrained"]
     assert all(_finite(m["metrics"]) for m in summary["methods"])
+    assert all({"rmse", "moved_rmse"} <= set(m["metrics"]) for m in summary["methods"]) and "| RMSE moved |" in out
     assert (out_dir / "equivariance_error.png").is_file() and (out_dir / "error_vs_angle.png").is_file()
     assert out.count("\n|") == 2 + len(summary["methods"])  # header, rule, one row per method
     ignored = subprocess.run(["git", "check-ignore", "-q", "runs/demo/summary.json"], cwd=repo)

@@ -134,6 +134,12 @@ class EquivarianceRegularizer(nn.Module):
         self.batch_fraction, self.every_option = float(batch_fraction), every
         self.every = LAZY_EVERY if every == "auto" else int(every)
 
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args, **kwargs) -> None:
+        # Runs saved before the balancing back-off existed have no streak: they resume without one, instead of
+        # failing on a missing key.
+        state_dict.setdefault(prefix + "round_off_streak", torch.tensor(0))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     @property
     def weight(self) -> float:
         """The weight in force (for ``"auto"``: the latest balanced value)."""

@@ -367,6 +367,21 @@ def test_an_exact_model_is_balanced_less_and_less_often():
     assert due()[:3] == [0, 10, 20]
 
 
+def test_a_state_saved_before_the_back_off_still_loads():
+    """A run saved without ``round_off_streak`` resumes with no streak; any other missing key is still an error."""
+    spec = Spec(fields={"pos": "1o"}, output="0e")
+    saved = EquivarianceRegularizer(SO3(), spec).state_dict()
+    saved["weight_value"].fill_(3.5)
+    del saved["round_off_streak"]
+    reg = EquivarianceRegularizer(SO3(), spec)
+    reg.round_off_streak.fill_(2)
+    reg.load_state_dict(saved)
+    assert reg.weight == 3.5 and int(reg.round_off_streak) == 0
+    del saved["balance_steps"]
+    with pytest.raises(RuntimeError, match="balance_steps"):
+        reg.load_state_dict(saved)
+
+
 def test_auto_balance_ratio_follows_the_distance():
     spec = Spec(fields={"pos": "1o"}, output="0e")
     regression, classifier = EquivarianceRegularizer(SO3(), spec), EquivarianceRegularizer(SO3(), spec)

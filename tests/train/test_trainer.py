@@ -316,3 +316,20 @@ def test_step_scheduler_options_follow_the_given_schedule(chembl_loaders):
     bad = Trainer(build("naive_gnn"), "regression", scheduler="step", scheduler_options={"steps": 2}, progress=False)
     with pytest.raises(ValueError, match=r"scheduler_options: expected keyword arguments of StepLR, got \['steps'\]"):
         bad.fit(chembl_loaders[0])
+
+
+def test_moved_metrics_equal_plain_ones_for_an_invariant_model_only(chembl_loaders):
+    from geoadapt.experiments import moved_metrics
+
+    train, val = chembl_loaders
+    for name, invariant in (("schnet", True), ("naive_gnn", False)):
+        torch.manual_seed(0)
+        trainer = Trainer(build(name), "regression", max_epochs=1, seed=0, progress=False, groups=[])
+        trainer.fit(train, val)
+        plain, moved = trainer.evaluate(val), moved_metrics(trainer, val, SO3(), seed=0)
+        assert set(moved) == {f"moved_{k}" for k in ("mse", "mae", "rmse", "r2")}
+        gap = abs(moved["moved_rmse"] - plain["rmse"])
+        # SchNet reads distances only: moving the molecules changes nothing but float32 round-off; the naive GNN
+        # reads coordinates and scores differently on molecules in other frames.
+        assert gap < 1e-4 if invariant else gap > 1e-3, (name, gap)
+    assert moved_metrics(trainer, val, SO3(), seed=0) == moved_metrics(trainer, val, SO3(), seed=0)  # seeded
