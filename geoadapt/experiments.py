@@ -132,9 +132,8 @@ def moved_metrics(trainer: Trainer, loader: Iterable[Any], group: Group, seed: i
     """
     move = Augmentation(group, trainer.spec)
     generator = torch.Generator().manual_seed(seed)
-    metrics = trainer.evaluate([move(batch, generator) for batch in loader])
-    skip = ("equivariance", "consistency", "predicted_majority")
-    return {f"moved_{k}": v for k, v in metrics.items() if not k.startswith(skip)}
+    metrics = trainer.task_metrics([move(batch, generator) for batch in loader])
+    return {f"moved_{k}": v for k, v in metrics.items() if k != "predicted_majority"}
 
 
 def summarize(results: Sequence[MethodResult], keys: Sequence[str]) -> dict[str, dict[str, float]]:

@@ -541,10 +541,25 @@ class Trainer:
         with full_precision(self.device):  # measured in the model's dtype even inside an autocast region
             return self._evaluate(loader)
 
+    def task_metrics(self, loader: Iterable) -> dict[str, float]:
+        """The task metrics of :meth:`evaluate` alone (regression or classification), without measuring any group."""
+        if self.task == "potential":
+            raise ValueError("task_metrics: expected a regression or classification task, got 'potential'")
+        with full_precision(self.device):
+            metrics, _ = self._task_metrics(self.predictor(), loader)
+        self.model.train()
+        return metrics
+
     def _evaluate(self, loader: Iterable) -> dict[str, float]:
         if self.task == "potential":
             return self._evaluate_potential(loader)
         predictor = self.predictor()
+        metrics, batches = self._task_metrics(predictor, loader)
+        self._measure_groups(predictor, batches, metrics, self.equivariance_scale())
+        return metrics
+
+    def _task_metrics(self, predictor: nn.Module, loader: Iterable) -> tuple[dict[str, float], list]:
+        """Task metrics of ``predictor`` on ``loader``, and the batches as the model takes them."""
         outs, ys, batches = [], [], []
         for batch in loader:
             inputs, y = self._split(batch)
@@ -560,8 +575,7 @@ class Trainer:
             metrics["predicted_majority"] = float(torch.bincount(classes).max()) / classes.numel()
             labels = y.reshape(-1).long()
             metrics["label_majority"] = float(torch.bincount(labels).max()) / labels.numel()
-        self._measure_groups(predictor, batches, metrics, self.equivariance_scale())
-        return metrics
+        return metrics, batches
 
     @torch.no_grad()
     def _evaluate_potential(self, loader: Iterable) -> dict[str, float]:

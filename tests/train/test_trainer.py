@@ -332,4 +332,5 @@ def test_moved_metrics_equal_plain_ones_for_an_invariant_model_only(chembl_loade
         # SchNet reads distances only: moving the molecules changes nothing but float32 round-off; the naive GNN
         # reads coordinates and scores differently on molecules in other frames.
         assert gap < 1e-4 if invariant else gap > 1e-3, (name, gap)
+        assert trainer.task_metrics(val) == plain and trainer.model.training  # evaluate's, without groups here
     assert moved_metrics(trainer, val, SO3(), seed=0) == moved_metrics(trainer, val, SO3(), seed=0)  # seeded
