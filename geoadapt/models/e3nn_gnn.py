@@ -27,7 +27,7 @@ from torch_geometric.data import Batch
 from torch_geometric.utils import scatter
 
 from geoadapt.data.featurize import ATOM_DIM
-from geoadapt.models.geometry import radius_edges
+from geoadapt.models.geometry import radius_edges, refuse_periodic
 from geoadapt.models.readout import Readout
 from geoadapt.models.registry import register
 from geoadapt.spec import Spec
@@ -240,6 +240,7 @@ class E3nnGNN(nn.Module):
     def forward(self, data: Batch) -> Tensor:
         batch = graph_index(data)
         if self.edges == "radius":
+            refuse_periodic(data, "e3nn_gnn")
             edge_index = radius_edges(data.pos, batch, self.cutoff)
         else:
             edge_index = data.edge_index

@@ -12,7 +12,7 @@ from torch_geometric.data import Batch
 from torch_geometric.utils import scatter
 
 from geoadapt.data.featurize import ATOM_DIM
-from geoadapt.models.geometry import radius_edges
+from geoadapt.models.geometry import radius_edges, refuse_periodic
 from geoadapt.models.readout import Readout, VectorHead, mlp
 from geoadapt.models.registry import register
 from geoadapt.spec import Spec
@@ -75,6 +75,7 @@ class EGNN(nn.Module):
 
     def forward(self, data: Batch) -> Tensor:
         batch, n = graph_index(data), num_graphs(data)
+        refuse_periodic(data, "egnn")
         edge_index = radius_edges(data.pos, batch, self.cutoff)
         h, x = self.embed(data.x), data.pos
         for layer in self.layers:

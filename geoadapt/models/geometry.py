@@ -7,6 +7,26 @@ from torch import Tensor
 from torch_geometric.utils import to_dense_batch
 
 
+def refuse_periodic(data: object, model: str) -> None:
+    """Raise ``ValueError`` when ``data`` is a periodic system (``pbc`` true along any axis, or a ``cell``
+    without ``pbc``): these edges ignore periodic images, so the model would answer for a different structure."""
+    pbc, cell = getattr(data, "pbc", None), getattr(data, "cell", None)
+    if pbc is not None:
+        flags = torch.as_tensor(pbc, dtype=torch.bool).reshape(-1, 3)
+        periodic = flags.any(dim=-1)
+    elif cell is not None:
+        periodic = torch.as_tensor(cell).reshape(-1, 9).abs().sum(dim=-1) > 0
+    else:
+        return
+    if bool(periodic.any()):
+        first = int(periodic.nonzero()[0])
+        shown = "a cell without pbc" if pbc is None else f"pbc={flags[first].tolist()}"
+        raise ValueError(
+            f"{model}: expected a non-periodic system (molecule in vacuum, pbc all False), got {shown} in graph "
+            f"{first}: its neighbour graph has no periodic images, so it would answer for another structure"
+        )
+
+
 def radius_edges(pos: Tensor, batch: Tensor, cutoff: float) -> Tensor:
     """Directed edges ``(2, E)`` between distinct nodes of the same graph closer than ``cutoff``.
 

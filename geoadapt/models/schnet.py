@@ -6,7 +6,7 @@ from torch import Tensor, nn
 from torch_geometric.data import Batch
 from torch_geometric.nn.models import SchNet as PygSchNet
 
-from geoadapt.models.geometry import radius_edges
+from geoadapt.models.geometry import radius_edges, refuse_periodic
 from geoadapt.models.registry import register
 from geoadapt.spec import Spec
 from geoadapt.structure import graph_index
@@ -58,4 +58,5 @@ class SchNet(nn.Module):
         self.symmetry = "Permutation x E3"
 
     def forward(self, data: Batch) -> Tensor:
+        refuse_periodic(data, "schnet")
         return self.net(data.z, data.pos, graph_index(data)).reshape(-1, self.spec.output.dim)

@@ -12,7 +12,8 @@ Outputs: ``model(data)`` is the energy ``(B, 1)`` in eV (graph level, ``0e``);
 ``model.potential(data)`` gives energy and forces ``(N, 3)`` in eV/Å (``-dE/dpos`` by autograd);
 ``geoadapt.models.potential.Forces(model)`` is the node-level force view (``1o``). Input: a PyG
 ``Data`` / ``Batch`` with ``z`` (atomic numbers) and ``pos`` (Å); the radius graph is built at the
-checkpoint's cutoff (5 Å), without periodic cells.
+checkpoint's cutoff (5 Å), without periodic images: a periodic system (``pbc`` true on any axis) is
+refused with a ``ValueError`` rather than answered for the wrong structure.
 
 Symmetry: proper rotations, translations and atom permutations. The checkpoints are built with
 ``is_parity=False``, so they are *not* mirror-symmetric: forces of a mirror image differ from the
@@ -39,7 +40,7 @@ from torch_geometric.data import Batch, Data
 from torch_geometric.utils import scatter
 
 from geoadapt.dtypes import default_dtype
-from geoadapt.models.geometry import radius_edges
+from geoadapt.models.geometry import radius_edges, refuse_periodic
 from geoadapt.models.potential import PotentialOutput, autograd_potential
 from geoadapt.models.registry import register
 from geoadapt.spec import Spec
@@ -204,6 +205,7 @@ class SevenNet(nn.Module):
 
         z = data.z.long()
         self._check_elements(z)
+        refuse_periodic(data, self.name)
         pos = data.pos.to(self.dtype)
         batch = graph_index(data).to(pos.device)
         n_graphs = num_graphs(data)
