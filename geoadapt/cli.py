@@ -75,6 +75,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "task": None,  # for data=<file.csv>; or task=potential: energies and forces (data with energy, force)
         "energy_weight": 1.0,  # task=potential: loss weights of energies per atom and of forces
         "force_weight": 1.0,
+        "trust_code": False,  # import the model class a checkpoint of a wrapped model names (a file you trust)
         "overwrite": False,
         "resume": False,
         "progress": True,
@@ -93,10 +94,12 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "target_columns": None,
         "json": False,
         "device": "auto",
+        "trust_code": False,
     },
     "report": {"runs": REQUIRED},
     "bench": {"name": REQUIRED, "quick": False, "out": None},
     "datasets": {},
+    "convert-checkpoint": {"source": REQUIRED, "out": REQUIRED, "trust_code": False},
 }
 HELP = {
     "pretrain": "train a backbone on a source dataset and write a run folder with model.pt",
@@ -107,6 +110,8 @@ HELP = {
     "report": "compare run folders in one markdown table",
     "bench": "run a benchmark script from benchmarks/ (e.g. `bench equivariance_eval quick=true`)",
     "datasets": "list the dataset cards and whether their files are present",
+    "convert-checkpoint": "rewrite a checkpoint of an earlier format that pickled Python objects as plain data; "
+    "this unpickles (runs) the file: only for a file you trust, with trust_code=true",
 }
 WHOLE_NUMBERS = ("epochs", "batch_size", "limit", "samples", "patience")  # each >= 1 when set
 TASKS = ("regression", "classification", "potential")
@@ -256,7 +261,7 @@ def model_from_config(config: dict[str, Any]):
     from geoadapt.models import available, build, load
 
     if config.get("checkpoint") is not None:
-        return load(config["checkpoint"])
+        return load(config["checkpoint"], trust_code=bool(config.get("trust_code", False)))
     if config["model"] not in available():
         raise ConfigError(f"model: expected a registered model name among {available()}, got {config['model']!r}")
     # An architecture without pretrained weights starts from a random init: the run's seed makes it the same
@@ -923,7 +928,19 @@ def cmd_datasets(config: dict[str, Any]) -> None:
     print(table(["name", "task", "metric", "size", "files present", "title"], rows))
 
 
+def cmd_convert_checkpoint(config: dict[str, Any]) -> None:
+    from geoadapt.models.checkpoint import convert_legacy
+
+    if not config["trust_code"]:
+        raise ConfigError(
+            f"trust_code: expected true (converting unpickles {config['source']}, running any code it holds: "
+            "do it only for a file you trust), got false"
+        )
+    print(f"wrote {convert_legacy(config['source'], config['out'])} (loads without running code)")
+
+
 COMMANDS = {
+    "convert-checkpoint": cmd_convert_checkpoint,
     "pretrain": cmd_pretrain,
     "adapt": cmd_adapt,
     "evaluate": cmd_evaluate,
@@ -987,9 +1004,13 @@ def _kept_run(args: argparse.Namespace, config: dict[str, Any] | None) -> tuple[
     last = partial_folder(config["out"]) / "last.pt"
     if not last.is_file():
         return None
-    import torch
+    from geoadapt.serialization import safe_load
 
-    return last.parent, int(torch.load(last, map_location="cpu", weights_only=False)["epoch"])
+    try:
+        state = safe_load(last, "resume state")
+    except ValueError:  # a state it cannot read safely is nothing to resume from
+        return None
+    return last.parent, int(state["epoch"])
 
 
 def _run(args: argparse.Namespace, argv: list[str]) -> int:

@@ -185,7 +185,7 @@ def test_kill_9_then_resume_ends_as_an_uninterrupted_run(checkpoint, tmp_path, c
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
     assert not (tmp_path / "killed").exists(), "the run must have been killed before it finished"
-    done = torch.load(tmp_path / "killed.partial" / "last.pt", weights_only=False)["epoch"]
+    done = torch.load(tmp_path / "killed.partial" / "last.pt", weights_only=True)["epoch"]
     assert 1 <= done < 6
     assert main(adapt_args(checkpoint, "killed")) == 2  # an interrupted run is not silently started again
     assert "resume=true" in capsys.readouterr().err

@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from geoadapt.adapt.freezing import apply_head_policy, soft_freeze_groups
 from geoadapt.adapt.options import StrategyOptions, parse_options
 from geoadapt.groups import Group, ProductGroup, group_from_name
+from geoadapt.groups.records import group_from_record, group_to_record
 from geoadapt.spec import Spec
 
 log = logging.getLogger("geoadapt")
@@ -173,8 +174,9 @@ class Strategy:
 
 
 # --- records --------------------------------------------------------------------------------------
-def group_record(group: Group | None) -> str | Group | None:
-    """A group as a short name when ``group_from_name`` rebuilds it exactly (by ``repr``), else the group."""
+def group_record(group: Group | None) -> str | dict[str, Any] | None:
+    """A group as plain data: a short name when ``group_from_name`` rebuilds it exactly (by ``repr``), else its
+    class name and options (:func:`~geoadapt.groups.records.group_to_record`); never the object itself."""
     if group is None:
         return None
     factors = group.factors if isinstance(group, ProductGroup) else (group,)
@@ -184,12 +186,7 @@ def group_record(group: Group | None) -> str | Group | None:
             return name
     except ValueError:
         pass
-    return group  # pickled with the checkpoint
-
-
-def group_from_record(record: str | Group | None) -> Group | None:
-    """Inverse of :func:`group_record`."""
-    return group_from_name(record) if isinstance(record, str) else record
+    return group_to_record(group)
 
 
 def base_model(model: nn.Module) -> nn.Module:

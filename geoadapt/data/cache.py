@@ -11,8 +11,22 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-import torch
+from torch_geometric.data import Data
+
+from geoadapt.serialization import atomic_save, safe_load
+
+__all__ = [
+    "atomic_save",
+    "cache_root",
+    "content_key",
+    "data_root",
+    "file_lock",
+    "load_graphs",
+    "save_graphs",
+    "stage_raw",
+]
 
 
 def data_root(root: str | os.PathLike | None = None) -> Path:
@@ -29,23 +43,29 @@ def cache_root() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "geoadapt" / "processed"
 
 
+# 2: graphs stored as dicts of tensors and read with weights_only (1 pickled PyG classes): old files are never read.
+CACHE_FORMAT = 2
+
+
 def content_key(payload: object) -> str:
-    """A short stable hash of any JSON-serializable ``payload``."""
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+    """A short stable hash of any JSON-serializable ``payload`` (and of the cache format)."""
+    return hashlib.sha256(json.dumps([CACHE_FORMAT, payload], sort_keys=True).encode()).hexdigest()[:16]
 
 
-def atomic_save(obj: object, path: str | os.PathLike) -> None:
-    """``torch.save`` to a temporary file beside ``path``, then rename: readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(obj, handle)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def save_graphs(path: str | os.PathLike, graphs: list[Data], **extra: Any) -> None:
+    """Cache ``graphs`` (PyG ``Data``) and plain ``extra`` fields at ``path``: each graph as a dict of its fields,
+    so :func:`load_graphs` reads it back without unpickling classes."""
+    atomic_save({"graphs": [g.to_dict() for g in graphs], **extra}, path)
+
+
+def load_graphs(path: str | os.PathLike) -> dict[str, Any]:
+    """A cache written by :func:`save_graphs`, its graphs rebuilt as ``Data``; a file holding anything beyond
+    tensors and plain data is refused (:class:`~geoadapt.serialization.UnsafeFileError`), never run."""
+    hint = "geoadapt did not write it: delete it if you do not know where it came from, and the cache is rebuilt"
+    stored = safe_load(path, "cache file", hint)
+    if not isinstance(stored, dict) or not isinstance(stored.get("graphs"), list):
+        raise ValueError(f"cache file {path}: expected a dict with a 'graphs' list, got {type(stored).__name__}")
+    return {**stored, "graphs": [Data.from_dict(g) for g in stored["graphs"]]}
 
 
 @contextlib.contextmanager
@@ -84,4 +104,18 @@ def stage_raw(source: Path, target: Path, required: list[str], what: str) -> Pat
             if not raw.is_dir():
                 raise
         shutil.rmtree(tmp, ignore_errors=True)
+    refuse_unsafe_processed(target)
     return target
+
+
+def refuse_unsafe_processed(folder: Path) -> None:
+    """Check PyG's processed files in ``folder/processed`` before PyG reads them.
+
+    PyG retries a file that fails ``weights_only`` loading with ``weights_only=False`` (with a warning), which
+    would run whatever a tampered cache holds; reading each file safely first refuses such a file in one line.
+    """
+    import torch_geometric.data  # noqa: F401  (registers PyG's own data classes as safe to load)
+
+    hint = "delete the processed folder if you do not know where it came from, and PyG rebuilds it"
+    for path in sorted((folder / "processed").glob("*.pt")):
+        safe_load(path, "cache file", hint)

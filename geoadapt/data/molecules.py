@@ -18,7 +18,7 @@ from torch.utils.data import Dataset
 from torch_geometric.data import Data
 from tqdm.auto import tqdm
 
-from geoadapt.data.cache import atomic_save, cache_root, content_key
+from geoadapt.data.cache import cache_root, content_key, load_graphs, save_graphs
 from geoadapt.data.featurize import MOLECULE_SPEC, smiles_to_data
 from geoadapt.spec import Spec
 
@@ -172,7 +172,7 @@ def build_molecules(
     key = content_key([name, list(smiles), targets, seed, num_conformers, FEATURIZATION_VERSION])
     path = cache_root() / "molecules" / f"{name}-{key}.pt"
     if cache and path.is_file():
-        stored = torch.load(path, weights_only=False)
+        stored = load_graphs(path)
         return MoleculeDataset(
             name,
             stored["graphs"],
@@ -201,7 +201,7 @@ def build_molecules(
             graph.y, graph.mol_id, graph.conformer = y, torch.tensor([i]), torch.tensor([conf_id])
             graphs.append(graph)
     if cache:
-        atomic_save({"graphs": graphs, "failures": failures, "dropped": dropped}, path)
+        save_graphs(path, graphs, failures=failures, dropped=dropped)
     return MoleculeDataset(name, graphs, task, list(target_names), failures, dropped=dropped, rows=len(smiles))
 
 

@@ -19,7 +19,7 @@ import torch
 from torch.utils.data import Dataset
 from torch_geometric.data import Data
 
-from geoadapt.data.cache import atomic_save, cache_root, content_key, data_root, file_lock, stage_raw
+from geoadapt.data.cache import cache_root, content_key, data_root, file_lock, load_graphs, save_graphs, stage_raw
 from geoadapt.spec import Spec
 
 KCAL_PER_MOL = 0.0433641  # eV
@@ -204,7 +204,7 @@ def load_mmff_conformers(
     path = cache_root() / "potentials" / f"mmff-{label}-{key}.pt"
     name = f"mmff_{label}"
     if cache and path.is_file():
-        stored = torch.load(path, weights_only=False)
+        stored = load_graphs(path)
         return PotentialDataset(name, stored["graphs"], stored["failures"])
     graphs, failures = [], []
     for index, smi in enumerate(smiles):
@@ -212,5 +212,5 @@ def load_mmff_conformers(
         graphs.extend(made)
         failures.extend((index, smi, reason) for reason in reasons)
     if cache:
-        atomic_save({"graphs": graphs, "failures": failures}, path)
+        save_graphs(path, graphs, failures=failures)
     return PotentialDataset(name, graphs, failures)

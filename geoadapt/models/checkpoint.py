@@ -4,8 +4,6 @@ and the adaptation strategies applied to the model (so adapters and wrappers loa
 from __future__ import annotations
 
 import os
-import pickle
-import zipfile
 from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
@@ -14,15 +12,23 @@ from typing import Any
 import torch
 from torch import nn
 
-from geoadapt.data.cache import atomic_save
 from geoadapt.devices import resolve_device
 from geoadapt.dtypes import default_dtype
+from geoadapt.groups import Group
 from geoadapt.models import custom
 from geoadapt.models.registry import build
+from geoadapt.serialization import atomic_save, safe_load
 from geoadapt.spec import Spec
 
 FORMAT = "geoadapt-checkpoint"
-FORMAT_VERSION = 2  # 2: adapted models (strategy steps, trainable names, dtype); 1 still loads
+# 3: groups stored as records, read with weights_only; 2: adapted models (strategy steps, trainable names, dtype).
+# 1 and 2 still load when they hold only tensors and plain data (see convert_legacy for those that do not).
+FORMAT_VERSION = 3
+CONVERT_HINT = (
+    "if you trust the file, convert it once with "
+    "`geoadapt convert-checkpoint source={path} out=<new.pt> trust_code=true` "
+    "(or geoadapt.models.checkpoint.convert_legacy)"
+)
 
 
 def save(
@@ -88,16 +94,12 @@ def _float_dtype(model: nn.Module) -> str | None:
 
 def read(path: str | os.PathLike) -> dict[str, Any]:
     """The raw checkpoint dict, its tensors on the CPU (``map_location``: a checkpoint written on a GPU reads
-    on a machine without one); ``FileNotFoundError`` / ``ValueError`` with the path when unusable."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path.name!r} not found in {path.parent.resolve()}")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=False)
-    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, OSError) as err:
-        raise ValueError(
-            f"checkpoint {path}: expected a geoadapt checkpoint file, got unreadable data ({err})"
-        ) from err
+    on a machine without one), read without running any code it may hold (``torch.load(weights_only=True)``).
+
+    ``FileNotFoundError`` / ``ValueError`` with the path when unusable; a file holding Python objects beyond tensors
+    and plain data is refused with :class:`~geoadapt.serialization.UnsafeFileError` (one line).
+    """
+    payload = safe_load(path, "checkpoint", CONVERT_HINT.format(path=path))
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(
             f"checkpoint {path}: expected format {FORMAT!r}, got "
@@ -111,18 +113,40 @@ def read(path: str | os.PathLike) -> dict[str, Any]:
     return payload
 
 
+def convert_legacy(source: str | os.PathLike, target: str | os.PathLike) -> Path:
+    """Rewrite a checkpoint of an earlier format that pickled Python objects (e.g. a group) as plain data.
+
+    This UNPICKLES ``source`` (``weights_only=False``): it runs whatever code the file holds. Call it only on a
+    file you trust (you wrote it, or you know who did); the result at ``target`` loads safely everywhere.
+    """
+    from geoadapt.adapt.base import group_record
+
+    payload = torch.load(Path(source), map_location="cpu", weights_only=False)  # trusted by the caller, on purpose
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ValueError(f"checkpoint {source}: expected format {FORMAT!r}, got {type(payload).__name__}")
+    for step in payload.get("adaptations", []):
+        if isinstance(step.get("group"), Group):
+            step["group"] = group_record(step["group"])
+    payload["format_version"] = FORMAT_VERSION
+    atomic_save(payload, target)
+    return Path(target)
+
+
 def load(
     path: str | os.PathLike,
     arch: str | None = None,
     builder: Callable[..., nn.Module] | None = None,
     device: str | torch.device = "cpu",
+    trust_code: bool = False,
 ) -> nn.Module:
     """Rebuild the model saved at ``path``; ``arch`` (optional) must match the saved (base) architecture.
 
-    A model declared with :func:`~geoadapt.models.wrap` is rebuilt by ``builder(**init)`` when given,
-    else by importing its class and calling it with the saved ``init`` keywords. The weights are read onto the
-    CPU whatever device wrote them, and the model is moved to ``device`` (``"cpu"``, ``"cuda"``, ``"cuda:N"``
-    or ``"auto"``; see :func:`geoadapt.devices.resolve_device`).
+    Reading runs no code from the file. A model declared with :func:`~geoadapt.models.wrap` is rebuilt by
+    ``builder(**init)`` when given; else its class (named in the checkpoint) is imported and called with the saved
+    ``init`` keywords only when it is a class registered in this process (:func:`~geoadapt.models.register_class`)
+    or you pass ``trust_code=True`` for a file you trust; otherwise one line names the class it asks for.
+    The weights are read onto the CPU whatever device wrote them, and the model is moved to ``device``
+    (``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"``; see :func:`geoadapt.devices.resolve_device`).
 
     Adapted models come back adapted: the base is built (in the saved dtype), the recorded strategy
     steps re-attach their adapters and wrappers, then the full state dict is loaded and the trainable
@@ -138,7 +162,7 @@ def load(
     dtype = payload.get("dtype")
     with default_dtype(getattr(torch, dtype)) if dtype else nullcontext():
         if payload["arch"] == custom.ARCH:
-            model = custom.rebuild(payload["config"], builder)
+            model = custom.rebuild(payload["config"], builder, trust_code)
         else:
             model = build(payload["arch"], **payload["config"])
         model.spec = Spec.from_dict(payload["spec"])

@@ -7,8 +7,8 @@ save and load it.
                  init={"hidden": 64})
     Trainer(model, "potential", strategy="lora").fit(loader)
     save(model, "mine.pt")
-    same = load("mine.pt")  # imports MyGNN from its module and calls MyGNN(hidden=64)
-    same = load("mine.pt", builder=lambda **init: MyGNN(**init))  # or rebuild it yourself
+    same = load("mine.pt", builder=lambda **init: MyGNN(**init))  # rebuild it yourself, or
+    same = load("mine.pt", trust_code=True)  # import MyGNN from its module and call MyGNN(hidden=64)
 
 The module is changed in place and returned: it gets ``spec`` (how the group acts on its inputs and
 output), ``symmetry`` (what it holds by construction, a note for people and reports) and ``arch`` /
@@ -55,7 +55,23 @@ def wrap(
         raise TypeError(f"symmetry: expected a string such as 'SE3' or None, got {type(symmetry).__name__}")
     module.spec, module.symmetry, module.arch = spec, symmetry, ARCH
     module.config = {"class": class_path(type(module)), "init": dict(init or {}), "symmetry": symmetry}
+    register_class(type(module))  # declared by the user in this process: its checkpoints load here without trust
     return module
+
+
+# Classes the user registered in this process (``register_class``): a checkpoint may name them without trust.
+REGISTERED: dict[str, type] = {}
+
+
+def register_class(cls: type) -> type:
+    """Allow checkpoints to rebuild models of ``cls`` (your own, trusted class) without ``trust_code=True``.
+
+    Usable as a decorator. Loading then calls ``cls(**init)`` with the checkpoint's keyword arguments.
+    """
+    if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+        raise TypeError(f"register_class: expected a torch.nn.Module subclass, got {cls!r}")
+    REGISTERED[class_path(cls)] = cls
+    return cls
 
 
 def _import_class(path: str) -> type:
@@ -68,20 +84,37 @@ def _import_class(path: str) -> type:
     return target
 
 
-def rebuild(config: Mapping[str, Any], builder: Callable[..., nn.Module] | None = None) -> nn.Module:
-    """An untrained copy of a wrapped module from its ``config``: ``builder(**init)`` or ``Class(**init)``."""
+def _trusted_class(path: str, trust_code: bool) -> type:
+    """The class at ``path`` when registered, or imported when ``trust_code``; else one line saying how to allow it."""
+    if path in REGISTERED:
+        return REGISTERED[path]
+    if not trust_code:
+        raise ValueError(
+            f"model class: the checkpoint asks to import and call {path!r} to rebuild the model, which runs code "
+            "from outside geoadapt; allow it for a file you trust with load(path, trust_code=True) (CLI: "
+            "trust_code=true), register the class (geoadapt.models.register_class), or pass load(path, builder=...)"
+        )
+    try:
+        cls = _import_class(path)
+    except (ImportError, AttributeError) as err:
+        raise ValueError(
+            f"model class: expected an importable class at {path!r}, got none ({err}); "
+            "pass load(path, builder=...) to rebuild the model yourself"
+        ) from err
+    if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+        raise TypeError(f"model class: expected a torch.nn.Module subclass at {path!r}, got {cls!r}")
+    return cls
+
+
+def rebuild(
+    config: Mapping[str, Any], builder: Callable[..., nn.Module] | None = None, trust_code: bool = False
+) -> nn.Module:
+    """An untrained copy of a wrapped module from its ``config``: ``builder(**init)`` or ``Class(**init)``.
+
+    The class is imported only when registered (:func:`register_class`) or when ``trust_code`` is true.
+    """
     init = dict(config.get("init", {}))
-    if builder is not None:
-        module = builder(**init)
-    else:
-        try:
-            cls = _import_class(config["class"])
-        except (ImportError, AttributeError) as err:
-            raise ValueError(
-                f"model class: expected an importable class at {config['class']!r}, got none ({err}); "
-                "pass load(path, builder=...) to rebuild the model yourself"
-            ) from err
-        module = cls(**init)
+    module = builder(**init) if builder is not None else _trusted_class(str(config["class"]), trust_code)(**init)
     if not isinstance(module, nn.Module):
         raise TypeError(f"builder: expected it to return a torch.nn.Module, got {type(module).__name__}")
     module.symmetry, module.arch = config.get("symmetry"), ARCH

@@ -20,7 +20,6 @@ from tqdm.auto import tqdm
 
 from geoadapt.adapt.finetune import Finetune
 from geoadapt.adapt.strategies import Strategy, make_strategy
-from geoadapt.data.cache import atomic_save
 from geoadapt.devices import (
     autocast,
     check_materialized,
@@ -36,6 +35,7 @@ from geoadapt.metrics.equivariance import measure_equivariance
 from geoadapt.metrics.task import classification_metrics, predicted_class, regression_metrics
 from geoadapt.regularizers.combined import ConstrainedEquivarianceRegularizer, constraint_verdict
 from geoadapt.regularizers.equivariance import EquivarianceRegularizer, mean_penalty, stacked_forward
+from geoadapt.serialization import atomic_save, safe_load
 from geoadapt.spec import Spec
 from geoadapt.structure import is_graph
 from geoadapt.train import distributed
@@ -52,6 +52,12 @@ from geoadapt.train.targets import Denormalized, fit_normalization, normalize, s
 log = logging.getLogger("geoadapt")
 TASKS = ("regression", "classification", "potential")
 SCHEDULERS = (None, "cosine", "step", "plateau")
+
+
+def _numpy_rng_state() -> list:
+    """NumPy's global RNG state as plain data (its key array as a list), so resume states load with weights_only."""
+    name, keys, *rest = np.random.get_state()
+    return [name, keys.tolist(), *rest]
 
 
 def default_group(spec: Spec, inputs: Any) -> Group:
@@ -639,7 +645,7 @@ class Trainer:
             "best": self.best,
             "best_epoch": getattr(self, "best_epoch", None),
             "scaler": self.scaler.state_dict(),
-            "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
+            "rng": {"torch": torch.get_rng_state(), "numpy": _numpy_rng_state(), "python": random.getstate()},
         }
 
     def _save_state(self, name: str) -> None:
@@ -647,7 +653,7 @@ class Trainer:
             atomic_save(self.state(), self.run_dir / name)
 
     def _load_state(self, path: Path) -> None:
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = safe_load(path, "resume state", "start the run afresh (resume=false) if you did not write it")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None and state["scheduler"] is not None:
@@ -659,6 +665,7 @@ class Trainer:
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
         torch.set_rng_state(state["rng"]["torch"])
-        np.random.set_state(state["rng"]["numpy"])
+        name, keys, *rest = state["rng"]["numpy"]
+        np.random.set_state((name, np.asarray(keys, dtype=np.uint32), *rest))
         random.setstate(state["rng"]["python"])
         log.info("resumed from %s at epoch %d", path, self.epoch)

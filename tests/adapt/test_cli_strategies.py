@@ -39,7 +39,7 @@ def test_freeze_patterns_from_the_command_line(checkpoint, tmp_path, capsys):
     before, after = load(checkpoint).state_dict(), load(tmp_path / "run" / "model.pt").state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before if k.startswith("convs.0."))
     assert not torch.equal(before["convs.1.nn.0.weight"], after["convs.1.nn.0.weight"])
-    saved = torch.load(tmp_path / "run" / "model.pt", weights_only=False)
+    saved = torch.load(tmp_path / "run" / "model.pt", weights_only=True)
     assert saved["strategy"] == "freeze" and saved["strategy_options"]["patterns"] == ["convs.0.*"]
 
 

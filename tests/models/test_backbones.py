@@ -93,7 +93,7 @@ def test_checkpoint_errors(tmp_path):
     with pytest.raises(ValueError, match="expected architecture 'egnn', got 'gin'"):
         load(path, arch="egnn")
     (tmp_path / "bad.pt").write_bytes(b"not a checkpoint at all")
-    with pytest.raises(ValueError, match="bad.pt: expected a geoadapt checkpoint"):
+    with pytest.raises(ValueError, match=r"bad.pt: expected a file geoadapt wrote \(a torch zip archive\)"):
         load(tmp_path / "bad.pt")
     torch.save({"weights": 1}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="expected format 'geoadapt-checkpoint'"):

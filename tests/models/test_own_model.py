@@ -9,7 +9,7 @@ from torch_geometric.data import Batch, Data
 from torch_geometric.loader import DataLoader
 from torch_geometric.utils import scatter
 
-from geoadapt.models import load, save, wrap
+from geoadapt.models import custom, load, save, wrap
 from geoadapt.models.geometry import radius_edges
 from geoadapt.models.potential import potential
 from geoadapt.spec import Spec
@@ -68,8 +68,12 @@ def test_unimportable_models_need_a_builder_and_bad_declarations_are_named(tmp_p
         pass
 
     path = save(wrap(Local(), SPEC), tmp_path / "local.pt")
-    with pytest.raises(ValueError, match=r"expected an importable class at .*Local.*pass load\(path, builder=\.\.\.\)"):
+    assert isinstance(load(path), Local)  # wrapped in this process: registered, so it loads without trust
+    custom.REGISTERED.pop(custom.class_path(Local))  # as in a fresh process
+    with pytest.raises(ValueError, match=r"asks to import and call '.*Local'.*trust_code=True"):
         load(path)
+    with pytest.raises(ValueError, match=r"expected an importable class at .*Local.*pass load\(path, builder=\.\.\.\)"):
+        load(path, trust_code=True)
     assert isinstance(load(path, builder=Local), Local)
     with pytest.raises(TypeError, match="spec: expected a geoadapt.Spec, got dict"):
         wrap(DistanceEnergy(), {"pos": "1o"})

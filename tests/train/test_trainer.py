@@ -130,7 +130,7 @@ def test_resume_ends_where_uninterrupted_run_ends(chembl_loaders, tmp_path):
     full.fit(*chembl_loaders)
     interrupted = trainer(tmp_path / "part", 4)
     assert len(interrupted.fit(*chembl_loaders, epochs=2)) == 2  # interrupted after 2 of 4 epochs
-    assert torch.load(tmp_path / "part" / "last.pt", weights_only=False)["epoch"] == 2
+    assert torch.load(tmp_path / "part" / "last.pt", weights_only=True)["epoch"] == 2
     resumed = trainer(tmp_path / "part", 4, resume=True)
     resumed.fit(*chembl_loaders)
     assert [r["train_loss"] for r in resumed.history] == pytest.approx(
@@ -144,7 +144,7 @@ def test_resume_ends_where_uninterrupted_run_ends(chembl_loaders, tmp_path):
 def test_nan_loss_stops_with_message_and_keeps_last_good_checkpoint(chembl_loaders, tmp_path):
     model = build("naive_gnn")
     Trainer(model, "regression", max_epochs=1, run_dir=tmp_path, progress=False).fit(*chembl_loaders)
-    before = torch.load(tmp_path / "last.pt", weights_only=False)["model"]
+    before = torch.load(tmp_path / "last.pt", weights_only=True)["model"]
     poisoned = [g.clone() for g in chembl_loaders[0].dataset]
     for g in poisoned:
         g.y = torch.full_like(g.y, float("nan"))
@@ -153,7 +153,7 @@ def test_nan_loss_stops_with_message_and_keeps_last_good_checkpoint(chembl_loade
     )
     with pytest.raises(FloatingPointError, match=r"loss: expected a finite value, got nan at epoch 1.*last\.pt"):
         trainer.fit(DataLoader(poisoned, batch_size=32))
-    after = torch.load(tmp_path / "last.pt", weights_only=False)
+    after = torch.load(tmp_path / "last.pt", weights_only=True)
     assert after["epoch"] == 1 and all(torch.equal(before[k], after["model"][k]) for k in before)
 
 
