@@ -295,3 +295,11 @@ def test_your_own_molecules_block(tmp_path, monkeypatch, capsys):
     run_commands(find("how-to/datasets.md", "Your own molecules", "bash").code, tmp_path, capsys)
     assert (tmp_path / "runs" / "mine" / "model.pt").is_file()
     assert "val_accuracy" in (tmp_path / "runs" / "assay" / "summary.json").read_text()
+
+
+def test_readme_links_point_at_files_that_exist():
+    # mkdocs checks the links of docs/; the README is read on its own (a repository page, a package page).
+    text = (ROOT / "README.md").read_text()
+    links = [link.split("#")[0] for link in re.findall(r"\]\(([^)]+)\)", text) if "://" not in link]
+    missing = [link for link in links if not (ROOT / link).is_file()]
+    assert links and not missing, missing
