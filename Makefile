@@ -30,8 +30,8 @@ test-all: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS) -m "slow or not slow"
 
 lint: $(STAMP)
-	$(BIN)/ruff check geoadapt tests benchmarks
-	$(BIN)/ruff format --check geoadapt tests benchmarks
+	$(BIN)/ruff check geoadapt tests benchmarks docs
+	$(BIN)/ruff format --check geoadapt tests benchmarks docs
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

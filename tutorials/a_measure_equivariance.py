@@ -18,6 +18,7 @@ for name in ("e3nn_gnn", "naive_gnn"):
     print(f"{name:9s} error {err.mean():.2e}  score {equivariance_score(model, batch, SO3(), model.spec):.3f}")
 
 # %% [markdown]
-# `err[k, b]` is `||f(g·x_b) - ρ(g) f(x_b)|| / ||f(x_b)||` for the k-th sampled element on molecule b;
-# all copies ran in one forward pass. In a test, `geoadapt.testing.assert_equivariant` does the same in
+# `err[k, b]` is the relative error of molecule b under the k-th sampled element: `f(g·x_b) - ρ(g) f(x_b)`
+# against the spread of the outputs, per irreps block (one definition everywhere: see "The error we measure" in
+# the docs); the copies ran stacked with the batch in as few forwards as the model's node budget allows. In a test, `geoadapt.testing.assert_equivariant` does the same in
 # float64 and names the output irreps and group element that broke.
