@@ -147,13 +147,16 @@ def _labelled(molecules: Batch) -> list[Batch]:
 def test_a_trainer_step_moves_the_trainable_parameters_and_nothing_else(case, molecules):
     name, options, group, _ = CASES[case]
     model = naive()
-    for n, p in model.named_parameters():
-        p.requires_grad_(n not in PREFROZEN)
+    prefrozen = {id(p) for n, p in model.named_parameters() if n in PREFROZEN}
+    for p in model.parameters():
+        p.requires_grad_(id(p) not in prefrozen)
     trainer = Trainer(
         model, strategy=name, strategy_options=options, groups=[], max_epochs=1, lr=1e-2, grad_clip=None, progress=False
     )
     before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
     expected = _trainable(trainer.model)
+    assert len(prefrozen) == len(PREFROZEN)
+    assert not expected & {n for n, p in trainer.model.named_parameters() if id(p) in prefrozen}
     trainer.fit(_labelled(molecules))
     moved = {n for n, p in trainer.model.named_parameters() if not torch.equal(p, before[n])}
     if name == "lora":  # the adapters' down maps get no gradient while their up maps are zero
