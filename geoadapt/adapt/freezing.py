@@ -6,6 +6,8 @@ import fnmatch
 import logging
 from collections.abc import Mapping, Sequence
 
+import torch
+from e3nn import o3
 from torch import nn
 
 log = logging.getLogger("geoadapt")
@@ -25,12 +27,32 @@ def head_module(model: nn.Module, head: str = "head") -> nn.Module:
 
 
 def reset_head(model: nn.Module, head: str = "head") -> str:
-    """Re-initialize every layer of the head; returns the message to log (a fresh head moves step-0 error)."""
-    count = 0
+    """Re-initialize every layer of the head; returns the message to log (a fresh head moves step-0 error).
+
+    Layers with ``reset_parameters`` use it; e3nn ``o3.Linear`` (which has none) gets the draw it gets at
+    construction. ``ValueError`` when a head parameter belongs to no layer that can be re-initialized: a
+    "new" head that silently kept pretrained weights would not be new.
+    """
+    count, redrawn = 0, set()
     for module in head_module(model, head).modules():
-        if hasattr(module, "reset_parameters") and module is not model:
+        if module is model:
+            continue
+        if hasattr(module, "reset_parameters"):
             module.reset_parameters()
-            count += 1
+        elif isinstance(module, o3.Linear):
+            with torch.no_grad():  # as o3.Linear.__init__: standard normal weights, zero biases
+                module.weight.normal_()
+                module.bias.zero_()
+        else:
+            continue
+        count += 1
+        redrawn.update(id(p) for p in module.parameters())
+    kept = [n for n, p in head_module(model, head).named_parameters() if id(p) not in redrawn]
+    if kept:
+        raise ValueError(
+            f"head policy 'new': expected every parameter of head '{head}' in a layer that can be re-initialized "
+            f"(reset_parameters or e3nn o3.Linear), got {kept} that would keep their pretrained values"
+        )
     message = f"head policy: NEW head '{head}' ({count} layers re-initialized); expect a jump in step-0 error"
     log.info(message)
     return message
