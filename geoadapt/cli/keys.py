@@ -120,7 +120,11 @@ KEYS: dict[str, list[Key]] = {
     "bench": [
         Key("name", REQUIRED, "the benchmark: a script in `benchmarks/`, as the first word after `bench`"),
         Key("quick", False, "a tiny run (for checks)"),
-        Key("out", None, "where the JSON and markdown results go (default: the benchmark's own)"),
+        Key(
+            "out",
+            None,
+            "folder for the JSON and markdown results (default `results/`, `results/quick/` with `quick=true`)",
+        ),
     ],
     "datasets": [],
 }
@@ -149,15 +153,12 @@ def keys_line(command: str) -> str:
 def _default_cell(value: Any) -> str:
     if value is REQUIRED:
         return "required"
-    return "-" if value is None else f"`{yaml.safe_dump(value, default_flow_style=True).splitlines()[0]}`"
+    if value is None:
+        return "-"
+    return f"`{value if isinstance(value, str) else yaml.safe_dump(value, default_flow_style=True).splitlines()[0]}`"
 
 
 def keys_markdown(command: str) -> str:
     """The command's keys as a markdown table (key, default, meaning): the table ``docs/cli.md`` holds."""
     rows = [f"| `{k.name}` | {_default_cell(k.default)} | {k.help} |" for k in KEYS[command]]
     return "\n".join(["| key | default | meaning |", "|---|---|---|", *rows]) if rows else "No keys."
-
-
-if __name__ == "__main__":  # python -m geoadapt.cli.keys: the tables for docs/cli.md
-    for name in KEYS:
-        print(f"<!-- keys:{name} -->\n{keys_markdown(name)}\n<!-- /keys:{name} -->\n")
