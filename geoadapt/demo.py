@@ -69,30 +69,18 @@ def adaptation_story(
     """
     import json
 
-    from torch_geometric.loader import DataLoader
     from tqdm.auto import tqdm
 
-    import geoadapt
-    from geoadapt.data import load
     from geoadapt.experiments import adapt_once
 
     out_dir.mkdir(parents=True, exist_ok=True)
     steps = tqdm(total=2 + len(methods), desc="demo", disable=None)
     steps.set_postfix_str("pretraining on NCI TPSA")
     checkpoint = out_dir / "pretrained_naive_gnn.pt"
-    _, source_metrics = geoadapt.pretrain(
-        "naive_gnn", "rdkit_nci5k", checkpoint, epochs=pretrain_epochs, limit=source_molecules, lr=3e-3,
-        batch_size=64, augment="so3", seed=seed, progress=False,
-    )  # fmt: skip
+    source_metrics = _pretrain_source(checkpoint, source_molecules, pretrain_epochs, seed)
     steps.update()
     steps.set_postfix_str("loading ChEMBL2321810")
-    splits = ("train", "val", "test")
-    parts = [load("rdkit_chembl2321810", split=s, sample=target_sample, progress=False) for s in splits]
-    loaders = [
-        DataLoader(parts[0].graphs, batch_size=32, shuffle=True),
-        DataLoader(parts[1].graphs, batch_size=256),
-        DataLoader(parts[2].graphs, batch_size=256),
-    ]
+    parts, loaders = _target(target_sample)
     steps.update()
     results = []
     for method in methods:
@@ -116,6 +104,32 @@ def adaptation_story(
         f"({len(parts[0])}/{len(parts[1])}/{len(parts[2])} train/val/test), {adapt_epochs} epochs, seed {seed}."
     )
     return intro + "\n\n" + _comparison_table(results)
+
+
+def _pretrain_source(checkpoint: Path, molecules: int, epochs: int, seed: int) -> dict[str, float]:
+    """Pretrain naive_gnn on the first NCI molecules (TPSA) with SO(3) augmentation; its validation metrics."""
+    import geoadapt
+
+    _, metrics = geoadapt.pretrain(
+        "naive_gnn", "rdkit_nci5k", checkpoint, epochs=epochs, limit=molecules, lr=3e-3, batch_size=64,
+        augment="so3", seed=seed, progress=False,
+    )  # fmt: skip
+    return metrics
+
+
+def _target(sample: int | None) -> tuple[list, list]:
+    """ChEMBL2321810's train, validation and test parts (``sample`` molecules drawn across the file) and loaders."""
+    from torch_geometric.loader import DataLoader
+
+    from geoadapt.data import load
+
+    parts = [load("rdkit_chembl2321810", split=s, sample=sample, progress=False) for s in ("train", "val", "test")]
+    loaders = [
+        DataLoader(parts[0].graphs, batch_size=32, shuffle=True),
+        DataLoader(parts[1].graphs, batch_size=256),
+        DataLoader(parts[2].graphs, batch_size=256),
+    ]
+    return parts, loaders
 
 
 def _comparison_table(results: list) -> str:
@@ -171,8 +185,7 @@ def _plot_methods(results: list, test_loader, out_dir: Path) -> None:
         errors = error_vs_angle(r.predictor(), probe, r.trainer.spec, angles)
         r.notes["error_vs_angle"] = dict(zip([round(math.degrees(a)) for a in angles.tolist()], errors.tolist()))
         by_angle[r.method] = (angles.tolist(), errors.tolist())
-    relative_to = "the outputs' spread, test molecules"
-    figures["error_vs_angle.png"] = error_vs_angle_figure(by_angle, relative_to, log=True)
+    figures["error_vs_angle.png"] = error_vs_angle_figure(by_angle, "the outputs' spread", "test molecules", log=True)
     save_figures(out_dir, figures)
 
 

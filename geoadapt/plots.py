@@ -66,7 +66,7 @@ def epoch_curves(history: Sequence[Mapping[str, float]], keys: Sequence[str]) ->
 
 def angle_error_label(relative_to: str) -> str:
     """The y label of an error-vs-angle plot: what the error is and what it is relative to."""
-    return f"equivariance error (relative to {relative_to})"
+    return f"equivariance error\n(relative to {relative_to})"
 
 
 def error_vs_angle_figure(

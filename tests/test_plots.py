@@ -16,7 +16,7 @@ def test_error_vs_angle_is_drawn_in_degrees_and_says_what_the_error_is_relative_
     ax = fig.axes[0]
     assert [list(line.get_xdata()) for line in ax.lines] == [pytest.approx([45.0, 90.0, 180.0])] * 2
     assert ax.get_xlabel() == "rotation about z (degrees)" and ax.get_yscale() == "log"
-    assert ax.get_ylabel() == "equivariance error (relative to the targets' spread)"
+    assert ax.get_ylabel() == "equivariance error\n(relative to the targets' spread)"
     assert ax.get_title() == "run: equivariance error vs rotation angle"
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["finetune", "constrained"]
 
