@@ -26,6 +26,7 @@ from geoadapt.data import load  # noqa: E402
 from geoadapt.groups import Cyclic  # noqa: E402
 from geoadapt.metrics import group_averaged_accuracy  # noqa: E402
 from geoadapt.models import build  # noqa: E402
+from geoadapt.plots import curves_figure, save_figures  # noqa: E402
 from geoadapt.regularizers import ConstrainedEquivarianceRegularizer, EquivarianceRegularizer  # noqa: E402
 from geoadapt.report import table  # noqa: E402
 from geoadapt.train import Trainer  # noqa: E402
@@ -156,22 +157,14 @@ def main(argv: list[str] | None = None) -> dict:
     )
     print(text)
     (out_dir / "image_adaptation.md").write_text(text + "\n")
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.5, 3.4))
+    by_angle = {}
     for method in METHODS:
         curves = [r["accuracy_by_angle"] for r in runs if r["method"] == method]
-        ax.plot(
-            angles, [statistics.mean(c[i] for c in curves) for i in range(len(angles))], marker="o", ms=2, label=method
-        )
-    ax.set(xlabel="rotation (degrees)", ylabel="test accuracy", title="digits: accuracy vs rotation angle")
-    ax.legend(fontsize=6)
-    fig.tight_layout()
-    fig.savefig(out_dir / "image_adaptation_accuracy_vs_angle.png", dpi=110)
-    plt.close(fig)
+        by_angle[method] = (angles, [statistics.mean(c[i] for c in curves) for i in range(len(angles))])
+    figure = curves_figure(
+        by_angle, "rotation (degrees)", "test accuracy", title="digits", what="accuracy vs rotation angle"
+    )
+    save_figures(out_dir, {"image_adaptation_accuracy_vs_angle.png": figure})
     payload = {
         "benchmark": "image_adaptation",
         "source_c4_accuracy": source_c4,

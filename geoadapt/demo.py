@@ -68,42 +68,19 @@ def adaptation_story(
     the comparison table.
     """
     import json
-    import math
 
-    from torch_geometric.loader import DataLoader
     from tqdm.auto import tqdm
 
-    import geoadapt
-    from geoadapt.data import load
     from geoadapt.experiments import adapt_once
-    from geoadapt.metrics import error_vs_angle
-    from geoadapt.structure import concat
 
     out_dir.mkdir(parents=True, exist_ok=True)
     steps = tqdm(total=2 + len(methods), desc="demo", disable=None)
     steps.set_postfix_str("pretraining on NCI TPSA")
     checkpoint = out_dir / "pretrained_naive_gnn.pt"
-    _, source_metrics = geoadapt.pretrain(
-        "naive_gnn",
-        "rdkit_nci5k",
-        checkpoint,
-        epochs=pretrain_epochs,
-        limit=source_molecules,
-        lr=3e-3,
-        batch_size=64,
-        augment="so3",
-        seed=seed,
-        progress=False,
-    )
+    source_metrics = _pretrain_source(checkpoint, source_molecules, pretrain_epochs, seed)
     steps.update()
     steps.set_postfix_str("loading ChEMBL2321810")
-    splits = ("train", "val", "test")
-    parts = [load("rdkit_chembl2321810", split=s, sample=target_sample, progress=False) for s in splits]
-    loaders = [
-        DataLoader(parts[0].graphs, batch_size=32, shuffle=True),
-        DataLoader(parts[1].graphs, batch_size=256),
-        DataLoader(parts[2].graphs, batch_size=256),
-    ]
+    parts, loaders = _target(target_sample)
     steps.update()
     results = []
     for method in methods:
@@ -111,6 +88,52 @@ def adaptation_story(
         results.append(adapt_once(method, str(checkpoint), loaders, seed, adapt_epochs, 1e-3))
         steps.update()
     steps.close()
+    _plot_methods(results, loaders[2], out_dir)
+    summary = {
+        "source": {"dataset": "rdkit_nci5k", "molecules": source_molecules, "metrics": source_metrics},
+        "target": "rdkit_chembl2321810",
+        "methods": [
+            {"method": r.method, "seconds": r.seconds, "metrics": r.metrics, "notes": r.notes, "history": r.history}
+            for r in results
+        ],
+    }
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=1, default=float))
+    intro = (
+        f"Pretrained naive_gnn on {source_molecules} NCI molecules (TPSA, SO(3) augmentation): "
+        f"val RMSE {source_metrics['rmse']:.2f}. Adapted to ChEMBL2321810 activity "
+        f"({len(parts[0])}/{len(parts[1])}/{len(parts[2])} train/val/test), {adapt_epochs} epochs, seed {seed}."
+    )
+    return intro + "\n\n" + _comparison_table(results)
+
+
+def _pretrain_source(checkpoint: Path, molecules: int, epochs: int, seed: int) -> dict[str, float]:
+    """Pretrain naive_gnn on the first NCI molecules (TPSA) with SO(3) augmentation; its validation metrics."""
+    import geoadapt
+
+    _, metrics = geoadapt.pretrain(
+        "naive_gnn", "rdkit_nci5k", checkpoint, epochs=epochs, limit=molecules, lr=3e-3, batch_size=64,
+        augment="so3", seed=seed, progress=False,
+    )  # fmt: skip
+    return metrics
+
+
+def _target(sample: int | None) -> tuple[list, list]:
+    """ChEMBL2321810's train, validation and test parts (``sample`` molecules drawn across the file) and loaders."""
+    from torch_geometric.loader import DataLoader
+
+    from geoadapt.data import load
+
+    parts = [load("rdkit_chembl2321810", split=s, sample=sample, progress=False) for s in ("train", "val", "test")]
+    loaders = [
+        DataLoader(parts[0].graphs, batch_size=32, shuffle=True),
+        DataLoader(parts[1].graphs, batch_size=256),
+        DataLoader(parts[2].graphs, batch_size=256),
+    ]
+    return parts, loaders
+
+
+def _comparison_table(results: list) -> str:
+    """One row per method: test metrics, equivariance and time (relative to the first method's)."""
     base = results[0].seconds
     rows = [
         [
@@ -140,53 +163,30 @@ def adaptation_story(
         "time s",
         "time ratio",
     ]
-    # Plots: equivariance error per epoch, and error vs rotation angle of each adapted model.
-    import matplotlib
+    return table(header, rows)
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5, 3.2))
-    for r in results:
-        ax.plot(
-            [h["epoch"] for h in r.history],
-            [h["val_equivariance_error/SO3"] for h in r.history],
-            marker="o",
-            ms=3,
-            label=r.method,
-        )
-    ax.set(xlabel="epoch", ylabel="SO(3) error (validation)", yscale="log")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out_dir / "equivariance_error.png", dpi=110)
-    plt.close(fig)
+def _plot_methods(results: list, test_loader, out_dir: Path) -> None:
+    """``equivariance_error.png`` (SO(3) error per epoch) and ``error_vs_angle.png`` (on the first test batch) of
+    every method; each method's curve also goes into its notes."""
+    import math
+
+    from geoadapt.metrics import error_vs_angle
+    from geoadapt.plots import curves_figure, epoch_curves, error_vs_angle_figure, save_figures
+    from geoadapt.structure import concat
+
+    key = "val_equivariance_error/SO3"
+    per_epoch = {r.method: epoch_curves(r.history, [key])[key] for r in results}
+    figures = {"equivariance_error.png": curves_figure(per_epoch, "epoch", "SO(3) error (validation)", log=True)}
     angles = torch.linspace(0, math.pi, 13)[1:]  # 0 degrees is exact by definition
-    probe = concat([b for b, _ in zip(loaders[2], range(1))])
-    fig, ax = plt.subplots(figsize=(5, 3.2))
+    probe = concat([b for b, _ in zip(test_loader, range(1))])
+    by_angle = {}
     for r in results:
         errors = error_vs_angle(r.predictor(), probe, r.trainer.spec, angles)
         r.notes["error_vs_angle"] = dict(zip([round(math.degrees(a)) for a in angles.tolist()], errors.tolist()))
-        ax.plot(torch.rad2deg(angles).tolist(), errors.tolist(), marker="o", ms=3, label=r.method)
-    ax.set(xlabel="rotation about z (degrees)", ylabel="relative error (test)", yscale="log")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out_dir / "error_vs_angle.png", dpi=110)
-    plt.close(fig)
-    summary = {
-        "source": {"dataset": "rdkit_nci5k", "molecules": source_molecules, "metrics": source_metrics},
-        "target": "rdkit_chembl2321810",
-        "methods": [
-            {"method": r.method, "seconds": r.seconds, "metrics": r.metrics, "notes": r.notes, "history": r.history}
-            for r in results
-        ],
-    }
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=1, default=float))
-    intro = (
-        f"Pretrained naive_gnn on {source_molecules} NCI molecules (TPSA, SO(3) augmentation): "
-        f"val RMSE {source_metrics['rmse']:.2f}. Adapted to ChEMBL2321810 activity "
-        f"({len(parts[0])}/{len(parts[1])}/{len(parts[2])} train/val/test), {adapt_epochs} epochs, seed {seed}."
-    )
-    return intro + "\n\n" + table(header, rows)
+        by_angle[r.method] = (angles.tolist(), errors.tolist())
+    figures["error_vs_angle.png"] = error_vs_angle_figure(by_angle, "the outputs' spread", "test molecules", log=True)
+    save_figures(out_dir, figures)
 
 
 def main(argv: list[str] | None = None) -> None:

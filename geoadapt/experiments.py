@@ -15,12 +15,9 @@ from geoadapt.adapt.augment import Augmentation
 from geoadapt.groups import O3, SO3, Group, Permutation
 from geoadapt.models import build
 from geoadapt.models import load as load_model
-from geoadapt.regularizers import (
-    ConstrainedEquivarianceRegularizer,
-    EquivarianceRegularizer,
-    MixedEquivarianceRegularizer,
-)
+from geoadapt.regularizers.from_config import regularizers_from_config
 from geoadapt.train import Trainer
+from geoadapt.train.from_config import trainer_from_config
 
 # method -> (strategy, regularizer kind)
 MOLECULAR_METHODS: dict[str, tuple[str, str | None]] = {
@@ -61,18 +58,15 @@ def regularizers_for(kind: str | None, model: nn.Module, group: Group | None = N
     """
     if kind is None:
         return []
-    spec, group = model.spec, group or SO3()
-    if kind == "regularizer":
-        return [EquivarianceRegularizer(group, spec, **options)]
-    if kind == "constrained":
-        return [ConstrainedEquivarianceRegularizer(EquivarianceRegularizer(group, spec, **options))]
-    if kind == "mixed":
-        terms = [
-            EquivarianceRegularizer(SO3(), spec, name="SO3", **options),
-            EquivarianceRegularizer(O3(), spec, name="O3", **options),
-        ]
-        return [MixedEquivarianceRegularizer(terms)]
-    raise ValueError(f"regularizer kind: expected None, 'regularizer', 'constrained' or 'mixed', got {kind!r}")
+    entry = {"group": group or SO3(), **options}
+    configs = {
+        "regularizer": {"regularizers": [entry]},
+        "constrained": {"regularizers": [entry], "constrained": {}},
+        "mixed": {"regularizers": [{**entry, "group": SO3()}, {**entry, "group": O3()}], "mixed": True},
+    }
+    if kind not in configs:
+        raise ValueError(f"regularizer kind: expected None, 'regularizer', 'constrained' or 'mixed', got {kind!r}")
+    return regularizers_from_config(configs[kind], model.spec)
 
 
 def adapt_once(
@@ -97,18 +91,9 @@ def adapt_once(
     strategy, kind = MOLECULAR_METHODS[method]
     torch.manual_seed(seed)
     model = load_model(checkpoint) if checkpoint is not None else build("naive_gnn")
-    trainer = Trainer(
-        model,
-        task,
-        regularizers_for(kind, model, groups[0] if groups else None, **(regularizer_options or {})),
-        strategy=strategy,
-        groups=list(groups),
-        max_epochs=epochs,
-        lr=lr,
-        seed=seed,
-        progress=progress,
-        eq_samples=4,
-    )
+    config = {"epochs": epochs, "lr": lr, "seed": seed, "progress": progress, "groups": list(groups)}
+    regularizers = regularizers_for(kind, model, groups[0] if groups else None, **(regularizer_options or {}))
+    trainer = trainer_from_config(model, config, task, regularizers, strategy=strategy, eq_samples=4)
     start = time.perf_counter()
     trainer.fit(loaders[0], loaders[1])
     seconds = time.perf_counter() - start

@@ -181,73 +181,66 @@ def write_summary(folder: Path, summary: dict[str, Any]) -> None:
     tmp.replace(folder / "summary.json")
 
 
-def history_figures(
-    history: list[dict[str, float]],
-    angles: list[float] | None = None,
-    angle_errors: list[float] | None = None,
-    title: str | None = None,
-) -> dict[str, Any]:
-    """Matplotlib figures by file name: loss, validation metrics, equivariance error per epoch, error vs angle.
-
-    ``title`` (the run's name) heads every plot; epochs are whole numbers on the x axis.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
-
-    figures: dict[str, Any] = {}
-    epochs = [int(row["epoch"]) for row in history]
-
-    def titled(fig, ax, name: str, what: str) -> None:
-        ax.set_title(f"{title}: {what}" if title else what, fontsize=9)
-        fig.tight_layout()
-        figures[name] = fig
-
-    def figure(name: str, keys: list[str], ylabel: str, log: bool = False) -> None:
-        present = [k for k in keys if any(k in row for row in history)]
-        if not present:
-            return
-        fig, ax = plt.subplots(figsize=(5, 3.2))
-        for key in present:
-            ax.plot(epochs, [row.get(key, math.nan) for row in history], marker="o", ms=3, label=key)
-        ax.set_xlabel("epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_ylabel(ylabel)
-        if log:
-            ax.set_yscale("log")
-        ax.legend(fontsize=7)
-        titled(fig, ax, name, ylabel)
-
-    figure("loss.png", ["train_loss", "train_task_loss"], "loss")
-    figure("metrics.png", ["val_rmse", "val_mae", "val_accuracy", "val_f1"], "validation metric")
-    eq_keys = sorted({k for row in history for k in row if k.startswith("val_equivariance_error")})
-    if any("/" in k for k in eq_keys):  # with several groups the plain key repeats the first group
-        eq_keys = [k for k in eq_keys if "/" in k]
-    figure("equivariance_error.png", eq_keys, "relative equivariance error", log=True)
-    if angles is not None and angle_errors is not None:
-        fig, ax = plt.subplots(figsize=(5, 3.2))
-        ax.plot([math.degrees(a) for a in angles], angle_errors, marker="o", ms=3)
-        ax.set_xlabel("rotation about z (degrees)")
-        ax.set_ylabel("relative error (target units)")
-        titled(fig, ax, "error_vs_angle.png", "equivariance error vs rotation angle")
-    return figures
-
-
-def plot_history(
+def finish_run(
     folder: Path,
-    history: list[dict[str, float]],
-    angles: list[float] | None = None,
-    angle_errors: list[float] | None = None,
-    title: str | None = None,
-) -> list[Path]:
-    """Write :func:`history_figures` as PNG files into ``folder``; returns their paths."""
-    import matplotlib.pyplot as plt
+    trainer: Any,
+    model: Any,
+    val_loader: Any,
+    name: str,
+    data: str,
+    summary_extra: dict[str, Any],
+    record: dict[str, Any],
+) -> dict[str, Any]:
+    """Complete a run folder after ``trainer.fit``: validation metrics, the plots, ``model.pt`` and, last (a folder
+    with ``summary.json`` is complete), ``summary.json``; returns the summary.
 
-    made = []
-    for name, fig in history_figures(history, angles, angle_errors, title).items():
-        fig.savefig(folder / name, dpi=110)
-        plt.close(fig)
-        made.append(folder / name)
-    return made
+    Args:
+        trainer: the fitted :class:`~geoadapt.train.Trainer`; ``model`` what to save (an adapted wrapper too).
+        name, data: the run's name (plot titles, ``summary["run"]``) and its data (recorded in the checkpoint).
+        summary_extra: provenance for the summary (command, strategy, regularizers' logs, ...).
+        record: what the checkpoint records of the training (``extra``: task, augmentation, ...).
+    """
+    from geoadapt.models import save
+    from geoadapt.plots import history_figures, save_figures
+
+    metrics = trainer.evaluate(val_loader)
+    angles, errors, relative_to = _error_by_angle(trainer, val_loader)
+    save_figures(folder, history_figures(trainer.history, angles, errors, title=name, relative_to=relative_to))
+    summary = {"run": name, **summary_extra, **{f"val_{k}": v for k, v in metrics.items()}}
+    summary["epochs"] = len(trainer.history)
+    if errors:
+        summary["error_vs_angle"] = dict(zip([round(math.degrees(a)) for a in angles], errors))
+    scores = {k: v for k, v in summary.items() if isinstance(v, float)}
+    save(model, folder / "model.pt", normalization=trainer.normalization, dataset=data, metrics=scores, extra=record)
+    write_summary(folder, summary)
+    return summary
+
+
+def _error_by_angle(trainer: Any, val_loader: Any) -> tuple[list[float] | None, list[float] | None, str]:
+    """Angles about z (radians, 15° to 180°), the validation error at each, and what the error is relative to;
+    ``None`` when nothing in the data rotates (images, or no positions): the curve would be zero by construction.
+
+    The headline error's definition: predictions in target units relative to the targets' spread (regression),
+    the outputs' spread (classification) or, for potentials, the forces (node-level 1o) relative to their own.
+    """
+    import torch
+
+    from geoadapt.devices import to_device
+    from geoadapt.metrics import error_vs_angle
+    from geoadapt.structure import concat
+
+    potential = trainer.task == "potential"
+    scale = None if potential else trainer.equivariance_scale()
+    relative_to = (
+        "the forces' spread" if potential else "the outputs' spread" if scale is None else "the targets' spread"
+    )
+    if hasattr(val_loader.dataset, "images"):
+        return None, None, relative_to
+    sample = concat([b for b, _ in zip(val_loader, range(2))])
+    if not (trainer.spec.positions and all(sample.get(p) is not None for p in trainer.spec.positions)):
+        return None, None, relative_to
+    angles = torch.linspace(0, math.pi, 13)[1:]  # 0 degrees is exact by definition
+    predictor = trainer.output_view(trainer.model).eval() if potential else trainer.predictor()
+    sample = to_device(sample, trainer.device)
+    errors = error_vs_angle(predictor, sample, trainer.output_spec, angles, scale).tolist()
+    return angles.tolist(), errors, relative_to

@@ -140,7 +140,7 @@ def test_error_vs_angle_is_in_target_units_like_the_headline_error(pretrained, t
 
 
 def test_plots_have_whole_epoch_ticks_and_the_run_name():
-    from geoadapt.runs import history_figures
+    from geoadapt.plots import history_figures
 
     history = [{"epoch": float(e), "train_loss": 1.0 / (e + 1), "val_rmse": 2.0 - e / 10} for e in range(3)]
     figures = history_figures(history, [0.5, 1.0], [0.1, 0.2], title="adapt-esol")
@@ -325,30 +325,39 @@ def test_bench_takes_the_name_as_the_readme_writes_it(capsys):
 def test_regularizer_options_that_cannot_apply_are_refused(overrides, message):
     """A constraint without a regularizer to constrain, or an unknown option, is an error, never silently dropped."""
     from geoadapt import Spec
-    from geoadapt.cli import DEFAULTS, _regularizers
+    from geoadapt.cli.keys import DEFAULTS
+    from geoadapt.regularizers.from_config import regularizers_from_config
 
     spec = Spec(fields={"pos": "1o", "x": "9x0e"}, output="0e", positions=("pos",))
     with pytest.raises(ValueError) as caught:
-        _regularizers({**DEFAULTS["adapt"], **overrides}, spec)
+        regularizers_from_config({**DEFAULTS["adapt"], **overrides}, spec)
     assert message in str(caught.value), caught.value
 
 
 def test_numbers_yaml_reads_as_text_become_numbers():
     """YAML 1.1 reads ``1e-3`` as a string: every numeric option of the regularizers is read as a number."""
     from geoadapt import Spec
-    from geoadapt.cli import DEFAULTS, ConfigError, _regularizers
+    from geoadapt.cli.config import ConfigError
+    from geoadapt.cli.keys import DEFAULTS
+    from geoadapt.regularizers.from_config import regularizers_from_config
 
     spec = Spec(fields={"pos": "1o", "x": "9x0e"}, output="0e", positions=("pos",))
     entry = {"group": "so3", "batch_fraction": "5e-1", "balance_every": "1e1", "n_samples": 2.0, "weight": "auto"}
     entry["balance_ratio"] = "7.5e-1"
-    (reg,) = _regularizers({**DEFAULTS["adapt"], "regularizers": [entry], "constrained": {"margin": "7e-1"}}, spec)
+    (reg,) = regularizers_from_config(
+        {**DEFAULTS["adapt"], "regularizers": [entry], "constrained": {"margin": "7e-1"}}, spec
+    )
     assert reg.margin == 0.7 and reg.term.batch_fraction == 0.5 and reg.term.auto_weight
     assert reg.term.balance_ratio == 0.75
     assert reg.term.balance_every == 10 and type(reg.term.balance_every) is int and type(reg.term.n_samples) is int
-    (auto,) = _regularizers({**DEFAULTS["adapt"], "regularizers": [{"group": "so3", "balance_ratio": "auto"}]}, spec)
+    (auto,) = regularizers_from_config(
+        {**DEFAULTS["adapt"], "regularizers": [{"group": "so3", "balance_ratio": "auto"}]}, spec
+    )
     assert auto.ratio_option == "auto"
     with pytest.raises(ConfigError, match="regularizers.batch_fraction: expected a number, got 'auto'"):
-        _regularizers({**DEFAULTS["adapt"], "regularizers": [{"group": "so3", "batch_fraction": "auto"}]}, spec)
+        regularizers_from_config(
+            {**DEFAULTS["adapt"], "regularizers": [{"group": "so3", "batch_fraction": "auto"}]}, spec
+        )
 
 
 needs_sevenn = pytest.mark.skipif(
@@ -394,7 +403,7 @@ def test_adapt_a_registered_pretrained_potential_with_lora(tmp_path, capsys):
 def test_a_model_built_by_name_starts_from_the_runs_seed():
     """``adapt model=<architecture>`` builds a random init: the same for the same seed (in any process, so a
     resumed run matches an uninterrupted one), another for another seed, and the global RNG is left alone."""
-    from geoadapt.cli import model_from_config
+    from geoadapt.cli.models import model_from_config
 
     def params(seed: int) -> list[torch.Tensor]:
         torch.manual_seed(1000 + seed)  # whatever the process drew before

@@ -1,0 +1,59 @@
+"""``geoadapt evaluate``: the equivariance report card (:mod:`geoadapt.metrics.report_card`) of a checkpoint or a
+registered pretrained model on a dataset split."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+MEASURED_BATCHES = 4  # batches of 128 samples measured
+
+
+def _inputs(config: dict[str, Any], model, device) -> list:
+    """The first batches of the split (inputs only, on ``device``), after a check that the model reads them."""
+    from geoadapt.cli.data import dataset_card
+    from geoadapt.cli.models import check_model_reads, model_label
+    from geoadapt.devices import to_device
+    from geoadapt.train.pretrain import loader_for, source_splits
+
+    split, limit = config["split"], config["limit"]
+    (dataset,) = source_splits(dataset_card(config), limit, False, label=config["data"], splits=(split,))
+    if getattr(dataset, "dropped_line", lambda: None)():
+        print(dataset.dropped_line(), file=sys.stderr if config["json"] else sys.stdout)
+    batches = [b for b, _ in zip(loader_for(dataset, 128, False), range(MEASURED_BATCHES))]
+    check_model_reads(model, batches, f"{model_label(config, model)} on data {config['data']}", "")
+    return [to_device(b if not isinstance(b, (list, tuple)) else b[0], device) for b in batches]
+
+
+def card_from_config(config: dict[str, Any]) -> dict[str, Any]:
+    """Load the model and data of ``config`` and measure the report card (predictions in target units)."""
+    from geoadapt.cli.models import model_from_config
+    from geoadapt.devices import resolve_device
+    from geoadapt.metrics.report_card import report_card
+    from geoadapt.models.potential import Forces
+    from geoadapt.spec import Spec
+    from geoadapt.train.targets import Denormalized, target_scale
+
+    device = resolve_device(config["device"])
+    model = model_from_config(config).to(device).eval()
+    normalization = getattr(model, "normalization", None)
+    predictor = Denormalized(model, normalization).eval()  # errors in target units
+    inputs = _inputs(config, model, device)
+    classifier = (model.checkpoint.get("extra") or {}).get("task") == "classification"
+    scale = None if classifier or normalization is None else target_scale(normalization, model.spec)
+    # An energy model evaluated on data with forces: its forces (node-level 1o) get their own rows.
+    energy_model = model.spec.output == Spec(output="0e").output and model.spec.output_level == "graph"
+    forces = Forces(model) if energy_model and all(getattr(b, "force", None) is not None for b in inputs) else None
+    groups = [g for g in config["groups"].split(",") if g]
+    measured = report_card(predictor, model, inputs, groups, model.spec, config["samples"], scale, classifier, forces)
+    source = str(config["checkpoint"] or config["model"])
+    return {"checkpoint": source, "arch": model.arch, "data": config["data"], "split": config["split"], **measured}
+
+
+def run(config: dict[str, Any]) -> None:
+    """Print the card as tables, or as JSON with ``json=true``."""
+    from geoadapt.metrics.report_card import card_text
+
+    card = card_from_config(config)
+    print(json.dumps(card, indent=2) if config["json"] else card_text(card))

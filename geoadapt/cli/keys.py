@@ -1,0 +1,174 @@
+"""Every command's keys, their defaults and what they mean: the one table that the parser, ``--help`` and
+``docs/cli.md`` read. Plain values only: importing this module does not load torch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from geoadapt import defaults
+
+
+class _Required:
+    def __repr__(self) -> str:
+        return "REQUIRED"
+
+
+REQUIRED: Any = _Required()  # a key without a default: the command refuses to run without it
+
+
+@dataclass(frozen=True)
+class Key:
+    """One configuration key of a command: its name, its default (which also fixes its type) and its meaning."""
+
+    name: str
+    default: Any
+    help: str
+
+
+def _run_keys() -> list[Key]:
+    """Keys of every command that trains in a run folder (``pretrain`` and ``adapt``)."""
+    return [
+        Key("overwrite", False, "replace an existing run folder (only one geoadapt made)"),
+        Key("resume", False, "continue the interrupted run kept in `<out>.partial` (same settings)"),
+        Key("progress", True, "show progress bars"),
+        Key("device", "auto", "`auto` (CUDA when available), `cpu`, `cuda` or `cuda:N`"),
+        Key("precision", "32", "`32`, `bf16` or `fp16` (CUDA only): autocast for the training forward"),
+    ]
+
+
+def _csv_keys() -> list[Key]:
+    return [
+        Key("smiles_column", None, "with `data=<file.csv>`: the column of SMILES (default `smiles`)"),
+        Key("target_columns", None, "with `data=<file.csv>`: the target column(s), e.g. `[logS]`"),
+    ]
+
+
+DATA_HELP = "a dataset card name (see `geoadapt datasets`) or a CSV file of molecules"
+CHECKPOINT_HELP = "a checkpoint file (`run/model.pt`); give this or `model`"
+LIMIT_HELP = "molecule sets only: use the first N molecules"
+TRUST_HELP = "import the model class a checkpoint of a wrapped model names (only for a file you trust)"
+PRETRAIN_KEYS = [
+    Key("model", REQUIRED, "the architecture to build, e.g. `naive_gnn`, `gin`, `e3nn_gnn`"),
+    Key("data", REQUIRED, DATA_HELP),
+    Key("out", REQUIRED, "the run folder to write (`config.yaml`, `metrics.csv`, plots, `model.pt`, ...)"),
+    Key(
+        "model_config", {}, "options of the architecture, e.g. `{hidden: 64}`; input sizes left out come from the data"
+    ),
+    Key("limit", None, LIMIT_HELP),
+    Key("epochs", defaults.PRETRAIN_EPOCHS, "training epochs"),
+    Key("lr", defaults.LEARNING_RATE, "learning rate (AdamW)"),
+    Key("batch_size", defaults.BATCH_SIZE, f"training batch size (validation: {defaults.EVAL_BATCH_SIZE})"),
+    Key("augment", None, "a group to augment with, e.g. `so3`: one random element per sample per step"),
+    Key("seed", defaults.SEED, "seed of the initial weights, the data order and every random choice"),
+    *_csv_keys(),
+    Key("task", None, "with `data=<file.csv>`: `regression` or `classification`"),
+    *_run_keys(),
+]
+ADAPT_KEYS = [
+    Key("checkpoint", None, CHECKPOINT_HELP),
+    Key("model", None, "a registered model by name, e.g. `sevennet_0` (pretrained) or an architecture (seeded init)"),
+    Key("data", REQUIRED, DATA_HELP + "; with `task=potential`: `md17_<molecule>` or `mmff_<set>`"),
+    Key("out", REQUIRED, "the run folder to write"),
+    Key("limit", None, LIMIT_HELP + " (`mmff_<set>`: 40 unless set)"),
+    Key(
+        "strategy", "finetune", "the adaptation strategy: `finetune`, `linear_probe`, `freeze`, `lora`, `augment`, ..."
+    ),
+    Key("strategy_options", {}, "any option of the strategy, e.g. `{rank: 8, alpha: 2.0}`"),
+    Key("head_policy", "reuse", "`reuse` the pretrained output head or start a `new` one (a strategy option)"),
+    Key("freeze", None, "with `strategy=freeze`: parameter name patterns, e.g. `[convs.0.*]`"),
+    Key("rank", None, "with `strategy=lora`: the adapters' rank"),
+    Key("n_samples", None, "with `strategy=group_average` over a continuous group: samples per input"),
+    Key(
+        "regularizers", [], "equivariance regularizers: groups or entries, e.g. `[so3]`, `[{group: so3, weight: 0.1}]`"
+    ),
+    Key("mixed", False, "one mixed regularizer over the entries, with self-tuned weights"),
+    Key("constrained", None, "each entry as a constraint E[R] <= epsilon, e.g. `{epsilon: 0.001}` (`{}`: defaults)"),
+    Key(
+        "groups", ["so3", "perm"], "groups to measure equivariance under each epoch (the first one goes to strategies)"
+    ),
+    Key("epochs", 10, "training epochs"),
+    Key("lr", defaults.LEARNING_RATE, "learning rate (AdamW)"),
+    Key("batch_size", defaults.BATCH_SIZE, "training batch size"),
+    Key("seed", defaults.SEED, "seed of the data order, of a built model's init and every random choice"),
+    Key("early_stopping", None, "a validation metric to stop on, e.g. `rmse` or `accuracy` (best weights kept)"),
+    Key("patience", 10, "epochs without improvement before early stopping"),
+    *_csv_keys(),
+    Key("task", None, "with `data=<file.csv>`: `regression` or `classification`; or `potential` (energies, forces)"),
+    Key("energy_weight", 1.0, "`task=potential`: loss weight of the energies per atom"),
+    Key("force_weight", 1.0, "`task=potential`: loss weight of the forces"),
+    Key("trust_code", False, TRUST_HELP),
+    *_run_keys(),
+]
+EVALUATE_KEYS = [
+    Key("checkpoint", None, CHECKPOINT_HELP + " (also `--checkpoint`)"),
+    Key("model", None, "a registered pretrained model by name, e.g. `sevennet_0` (also `--model`)"),
+    Key("data", REQUIRED, DATA_HELP + " (also `--data`)"),
+    Key("groups", "so3,perm", "groups to measure, comma separated or a list (also `--groups`)"),
+    Key("split", "test", "the split to measure on: `train`, `val` or `test`"),
+    Key("limit", None, LIMIT_HELP),
+    Key("samples", 8, "group samples per input"),
+    *_csv_keys(),
+    Key("json", False, "print the card as JSON (also `--json`)"),
+    Key("device", "auto", "`auto`, `cpu`, `cuda` or `cuda:N`"),
+    Key("trust_code", False, TRUST_HELP),
+]
+KEYS: dict[str, list[Key]] = {
+    "pretrain": PRETRAIN_KEYS,
+    "adapt": ADAPT_KEYS,
+    "evaluate": EVALUATE_KEYS,
+    "report": [Key("runs", REQUIRED, "run folders, as words after `report` or `runs=a,b`")],
+    "bench": [
+        Key("name", REQUIRED, "the benchmark: a script in `benchmarks/`, as the first word after `bench`"),
+        Key("quick", False, "a tiny run (for checks)"),
+        Key(
+            "out",
+            None,
+            "folder for the JSON and markdown results (default `results/`, `results/quick/` with `quick=true`)",
+        ),
+    ],
+    "datasets": [],
+    "convert-checkpoint": [
+        Key("source", REQUIRED, "a checkpoint of an earlier format that pickled Python objects"),
+        Key("out", REQUIRED, "where to write the converted checkpoint (plain data; loads without running code)"),
+        Key("trust_code", False, "must be `true`: converting unpickles `source`, running any code it holds"),
+    ],
+}
+DEFAULTS: dict[str, dict[str, Any]] = {cmd: {k.name: k.default for k in keys} for cmd, keys in KEYS.items()}
+HELP = {
+    "pretrain": "train a backbone on a source dataset and write a run folder with model.pt",
+    "adapt": "adapt a checkpoint (or a registered pretrained model, model=sevennet_0) to a target dataset with a "
+    "strategy and equivariance regularizers; task=potential fits energies and forces",
+    "evaluate": "print an equivariance report card (per group and per layer; forces too for energy models) of a "
+    "checkpoint or a registered pretrained model on a dataset",
+    "report": "compare run folders in one markdown table",
+    "bench": "run a benchmark script from benchmarks/ (e.g. `bench equivariance_eval quick=true`)",
+    "datasets": "list the dataset cards and whether their files are present",
+    "convert-checkpoint": "rewrite a checkpoint of an earlier format that pickled Python objects as plain data; "
+    "this unpickles (runs) the file: only for a file you trust, with trust_code=true",
+}
+WHOLE_NUMBERS = ("epochs", "batch_size", "limit", "samples", "patience")  # each >= 1 when set
+TASKS = ("regression", "classification", "potential")
+CSV_KEYS = ("smiles_column", "target_columns", "task")  # only with data=<file.csv>
+
+
+def keys_line(command: str) -> str:
+    """The keys with their defaults on one line, as ``--help`` shows them."""
+    shown = [f"{k}{' (required)' if v is REQUIRED else f'={v!r}'}" for k, v in DEFAULTS[command].items()]
+    return ", ".join(shown) or "none"
+
+
+def _default_cell(value: Any) -> str:
+    if value is REQUIRED:
+        return "required"
+    if value is None:
+        return "-"
+    return f"`{value if isinstance(value, str) else yaml.safe_dump(value, default_flow_style=True).splitlines()[0]}`"
+
+
+def keys_markdown(command: str) -> str:
+    """The command's keys as a markdown table (key, default, meaning): the table ``docs/cli.md`` holds."""
+    rows = [f"| `{k.name}` | {_default_cell(k.default)} | {k.help} |" for k in KEYS[command]]
+    return "\n".join(["| key | default | meaning |", "|---|---|---|", *rows]) if rows else "No keys."
