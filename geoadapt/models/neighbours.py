@@ -5,10 +5,11 @@ lattice vectors in Å (ASE's convention). An edge ``(source, target)`` carries a
 ``(3,)``, and its vector is ``pos[target] - pos[source] + S @ cell`` (ASE's and SevenNet's ``r_j - r_i``; the
 existing molecular edges of :func:`~geoadapt.models.geometry.radius_edges` have the same orientation).
 
-The pairs come from vesin rather than ASE's or matscipy's neighbour lists: it is a maintained C++ library that is
-faster than both, gives every periodic image in cells smaller than the cutoff (a 1-atom fcc cell at 5 Å), handles
-mixed periodicity, and takes torch tensors directly. It sees detached float64 copies of the positions; gradients
-(forces, and stress through ``cell``) flow through :func:`edge_vectors`, computed in torch from the shifts.
+The pairs come from vesin rather than ASE's or matscipy's neighbour lists: it is a maintained C++ library built for
+this job (its authors' benchmarks put it ahead of both in speed), it gives every periodic image in cells smaller
+than the cutoff (a 1-atom fcc cell at 5 Å), handles mixed periodicity, and takes torch tensors. It sees detached
+float64 copies of the positions on the CPU (one transfer per batch on a GPU); gradients (forces, and stress through
+``cell``) flow through :func:`edge_vectors`, computed in torch from the shifts.
 Non-periodic graphs (no ``cell``, or ``pbc`` all false) go through the same call and give exactly the edges of
 ``radius_edges``, in the same order.
 """

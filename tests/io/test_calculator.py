@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 
 import numpy as np
@@ -55,6 +56,28 @@ def test_equals_sevennet_calculator_and_loads_checkpoints(sevennet, tmp_path):
         assert ours.get_stress().shape == (6,)
         np.testing.assert_allclose(ours.get_stress(), theirs.get_stress(), atol=1e-6)
         assert ours.get_forces().dtype == np.float64 and calc.dtype == torch.float32
+
+
+@needs_sevenn
+def test_an_adapted_model_gets_its_stress_through_the_calculator(sevennet):
+    # parity_average wraps SevenNet: the calculator's results are the mean over the crystal and its inversion.
+    from geoadapt.adapt import make_strategy
+
+    averaged = make_strategy("parity_average", copy.deepcopy(sevennet)).model
+    atoms = alloy()
+    atoms.calc = Calculator(averaged, device="cpu")
+    results = []
+    for sign in (1, -1):
+        image = alloy()
+        image.set_cell(sign * image.cell.array)
+        image.positions = sign * alloy().positions
+        image.calc = Calculator(sevennet, device="cpu")
+        results.append((image.get_potential_energy(), sign * image.get_forces(), image.get_stress()))
+    energy, forces, stress = (np.mean(values, axis=0) for values in zip(*results))
+    assert atoms.get_potential_energy() == pytest.approx(energy, rel=1e-6)
+    np.testing.assert_allclose(atoms.get_forces(), forces, atol=5e-5)
+    np.testing.assert_allclose(atoms.get_stress(), stress, atol=1e-6)
+    assert np.abs(results[0][2] - results[1][2]).max() > 1e-5  # the inversion is not a symmetry of this model
 
 
 def test_any_energy_model_matches_ase_lennard_jones():
