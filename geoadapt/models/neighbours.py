@@ -67,9 +67,9 @@ def periodic_system(data: GraphData, dtype: torch.dtype | None = None) -> tuple[
         return None, pbc
     cell = torch.as_tensor(cell, device=device)
     cell = cell.to(dtype) if dtype is not None else cell
-    if cell.numel() != 9 * n:
+    if tuple(cell.shape) != (n, 3, 3):  # (1, 3, 3) per graph, so that PyG stacks one cell per graph
         raise ValueError(f"cell: expected shape ({n}, 3, 3), one per graph, got {tuple(cell.shape)}")
-    return cell.reshape(n, 3, 3), pbc
+    return cell, pbc
 
 
 def _search_box(cell: np.ndarray, pbc: np.ndarray, graph: int) -> np.ndarray:

@@ -93,5 +93,7 @@ def test_ambiguous_or_degenerate_cells_are_refused_in_one_line():
     flat = torch.tensor([[[4.0, 0, 0], [4.0, 0, 0], [0, 0, 4.0]]])  # two equal lattice vectors
     with pytest.raises(ValueError, match=r"cell: expected linearly independent lattice vectors .* in graph 0"):
         graph_neighbours(Data(pos=pos, cell=flat, pbc=torch.ones(1, 3, dtype=torch.bool)), pos, 5.0)
+    with pytest.raises(ValueError, match=r"cell: expected shape \(1, 3, 3\), one per graph, got \(3, 3\)"):
+        graph_neighbours(Data(pos=pos, cell=flat[0], pbc=torch.ones(1, 3, dtype=torch.bool)), pos, 5.0)
     with pytest.raises(ValueError, match=r"pbc: expected shape \(1, 3\)"):
         graph_neighbours(Data(pos=pos, cell=flat, pbc=torch.ones(2, 3, dtype=torch.bool)), pos, 5.0)
