@@ -10,7 +10,8 @@ The level of a field is read from PyG's own batching metadata, never guessed fro
    field's slices (``_slice_dict``: rows per graph, counted along ``Data.__cat_dim__``) are compared
    with those of the nodes (``ptr``), of the edges (``_slice_dict["edge_index"]``) and of the graphs
    (one row each).
-3. Only where that metadata cannot tell, PyG's own convention decides (``is_node_attr`` /
+3. Only where that metadata cannot tell, the fields of a periodic system (:data:`GRAPH_FIELDS`: ``cell``,
+   ``pbc``, ``stress``) are graph fields, and otherwise PyG's own convention decides (``is_node_attr`` /
    ``is_edge_attr`` in ``torch_geometric.data.storage``): a name holding ``edge`` makes an edge
    field, any other name a node field, then a graph field. That happens when every graph has as many
    edges as nodes, and for a single ``Data`` or a field set after batching (no slices: its total row
@@ -43,6 +44,9 @@ AnyData = Union[Data, Batch, Tensor]  # noqa: UP007 (a runtime alias)
 # Keys that PyG itself manages on a Batch; never treated as fields.
 _BOOKKEEPING = ("batch", "ptr", "num_nodes")
 LEVELS = ("node", "edge", "graph")
+# Fields of a periodic system, one row per graph: ``cell`` (1, 3, 3) Å, ``pbc`` (1, 3) bool, ``stress`` (1, 3, 3)
+# eV/Å³. Where rows alone cannot tell (a 1-atom crystal has as many cells as atoms) they are graph fields.
+GRAPH_FIELDS = ("cell", "pbc", "stress")
 
 
 def is_graph(data: object) -> bool:
@@ -339,9 +343,12 @@ def _head(slices: Tensor, n: int = 6) -> str:
 
 
 def _by_convention(key: str, candidates: list[str]) -> str | None:
-    """PyG's convention among levels that fit equally (``is_node_attr`` / ``is_edge_attr``)."""
+    """PyG's convention among levels that fit equally (``is_node_attr`` / ``is_edge_attr``), after
+    :data:`GRAPH_FIELDS`."""
     if len(candidates) <= 1:
         return candidates[0] if candidates else None
+    if key in GRAPH_FIELDS and "graph" in candidates:
+        return "graph"
     if "edge" in candidates and "edge" in key:
         return "edge"
     for level in ("node", "graph", "edge"):

@@ -1,4 +1,8 @@
-"""Low-rank adapters (LoRA) on ``nn.Linear``, and an equivariance-safe variant for e3nn ``o3.Linear``."""
+"""Low-rank adapters (LoRA) on ``nn.Linear``, and an equivariance-safe variant for e3nn ``o3.Linear``.
+
+Every adapter is made in the dtype and on the device of the layer it wraps (a float64 model gets float64
+adapters, a model on a GPU gets adapters there), whatever torch's default dtype.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,16 @@ import torch
 from e3nn import o3
 from torch import Tensor, nn
 
+from geoadapt.dtypes import default_dtype
+
+
+def _dtype_and_device(base: nn.Module) -> tuple[torch.dtype, torch.device]:
+    """The floating dtype and the device of ``base``'s weights."""
+    tensor = next((t for t in [*base.parameters(), *base.buffers()] if t.is_floating_point()), None)
+    if tensor is None:
+        return torch.get_default_dtype(), torch.device("cpu")
+    return tensor.dtype, tensor.device
+
 
 class LoRALinear(nn.Module):
     """``W x + (alpha / rank) B A x`` with the pretrained ``W`` frozen and ``B = 0`` at start (same outputs)."""
@@ -19,8 +33,9 @@ class LoRALinear(nn.Module):
         self.base = base
         for p in base.parameters():
             p.requires_grad_(False)
-        self.down = nn.Parameter(torch.empty(rank, base.in_features))
-        self.up = nn.Parameter(torch.zeros(base.out_features, rank))
+        dtype, device = _dtype_and_device(base)
+        self.down = nn.Parameter(torch.empty(rank, base.in_features, dtype=dtype, device=device))
+        self.up = nn.Parameter(torch.zeros(base.out_features, rank, dtype=dtype, device=device))
         nn.init.kaiming_uniform_(self.down, a=math.sqrt(5))
         self.scale = alpha / rank
 
@@ -44,8 +59,10 @@ class IrrepsAdapter(nn.Module):
             {ir for _, ir in base.irreps_in} & {ir for _, ir in base.irreps_out}, key=lambda ir: (ir.l, ir.p)
         )
         mid = o3.Irreps([(rank, ir) for ir in shared])
-        self.down = o3.Linear(base.irreps_in, mid)
-        self.up = o3.Linear(mid, base.irreps_out)
+        dtype, device = _dtype_and_device(base)
+        with default_dtype(dtype):  # e3nn makes its weights and constants in the default dtype
+            self.down = o3.Linear(base.irreps_in, mid).to(device)
+            self.up = o3.Linear(mid, base.irreps_out).to(device)
         with torch.no_grad():
             self.up.weight.zero_()
         self.irreps_in, self.irreps_out = base.irreps_in, base.irreps_out

@@ -24,6 +24,8 @@ from geoadapt.spec import Spec
 
 KCAL_PER_MOL = 0.0433641  # eV
 POTENTIAL_SPEC = Spec(fields={"pos": "1o", "force": "1o"}, output="0e")
+# With stress labels (B, 3, 3) in eV/Å³: a symmetric rank-2 tensor, R S R^T under rotations (geoadapt.groups.lattice).
+POTENTIAL_STRESS_SPEC = Spec(fields={"pos": "1o", "force": "1o", "stress": "0e+2e"}, output="0e")
 MMFF_VERSION = 1  # bump when the MMFF labelling changes, so stale caches are not reused
 
 
@@ -31,13 +33,16 @@ MMFF_VERSION = 1  # bump when the MMFF labelling changes, so stale caches are no
 class PotentialDataset(Dataset):
     """Molecular graphs with energies and forces, and the molecules that could not be labelled.
 
-    ``failures`` holds ``(index, smiles, reason)`` for each molecule (or conformer) left out.
+    ``failures`` holds ``(index, smiles, reason)`` for each molecule (or conformer) left out. ``e0s`` maps an
+    atomic number to the energy (eV) of one isolated atom of it, where the source gives them
+    (``config_type=IsolatedAtom`` frames of an extxyz file, :func:`geoadapt.io.read`).
     """
 
     name: str
     graphs: list[Data]
     failures: list[tuple[int, str, str]] = field(default_factory=list)
     spec: Spec = POTENTIAL_SPEC
+    e0s: dict[int, float] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.graphs)
@@ -48,7 +53,7 @@ class PotentialDataset(Dataset):
     def __getitem__(self, index: int | Sequence[int] | torch.Tensor) -> Data | PotentialDataset:
         if isinstance(index, int):
             return self.graphs[index]
-        return PotentialDataset(self.name, [self.graphs[int(i)] for i in index], self.failures, self.spec)
+        return PotentialDataset(self.name, [self.graphs[int(i)] for i in index], self.failures, self.spec, self.e0s)
 
     @property
     def energies(self) -> torch.Tensor:
@@ -56,8 +61,12 @@ class PotentialDataset(Dataset):
         return torch.cat([g.energy.reshape(-1) for g in self.graphs])
 
     def summary(self) -> str:
-        """One line: graphs kept and molecules that failed."""
-        return f"{self.name}: {len(self.graphs)} graphs with energies and forces, {len(self.failures)} failed"
+        """One line: graphs kept, molecules that failed, and the elements with an isolated-atom energy."""
+        e0s = f", E0s of elements {sorted(self.e0s)}" if self.e0s else ""
+        stress = " and stresses" if "stress" in self.spec.fields else ""
+        return (
+            f"{self.name}: {len(self.graphs)} graphs with energies and forces{stress}, {len(self.failures)} failed{e0s}"
+        )
 
 
 def labelled_graph(z: np.ndarray | torch.Tensor, pos, energy: float, force) -> Data:

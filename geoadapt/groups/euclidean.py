@@ -17,6 +17,7 @@ from torch import Tensor
 from geoadapt.dtypes import default_dtype
 from geoadapt.groups.base import Group, on_device_of
 from geoadapt.groups.irreps import haar_rotation, irrep_matrices, is_invariant, rotate_irreps
+from geoadapt.groups.lattice import CELL, ROWS, check_cell, check_matrix_field, is_matrix_field, rotate_matrices
 from geoadapt.spec import Spec
 from geoadapt.structure import AnyData, field_level, is_graph, is_image, num_graphs, row_graph
 
@@ -32,6 +33,9 @@ def _rows(n: int, count: int, what: str) -> bool:
 
 def act_matrix(data: AnyData, spec: Spec, R: Tensor | None, t: Tensor | None, group: str) -> AnyData:
     """Apply ``x -> R x + t`` to positions and ``D(R)`` to every irreps field named in ``spec``.
+
+    A graph's ``cell`` (lattice vectors as rows) turns with ``R`` whether or not ``spec`` names it, and fields of
+    3x3 matrices turn as Cartesian tensors (``R S R^T``; see :mod:`geoadapt.groups.lattice`).
 
     ``R`` is ``(n, 3, 3)`` or ``None`` (identity); ``t`` is ``(n, 3)`` or ``None``; ``n`` is 1 or the
     number of graphs / samples. Works on PyG graphs and on point clouds ``(B, N, 3)``.
@@ -59,17 +63,28 @@ def act_matrix(data: AnyData, spec: Spec, R: Tensor | None, t: Tensor | None, gr
         if key not in data:
             raise ValueError(f"field {key!r}: named in the Spec but missing from the data (has {sorted(data.keys())})")
         value = data[key]
-        spec.check_tensor(key, value)
+        matrix_field = isinstance(value, Tensor) and is_matrix_field(value)
+        if matrix_field:
+            check_matrix_field(key, value, irreps)
+        else:
+            spec.check_tensor(key, value)
         moves = (R is not None and not is_invariant(irreps)) or (t is not None and key in spec.positions)
         if not moves:
             continue  # invariant field: shared with the input, never copied
         row = row_graph(data, field_level(data, key, spec)) if per_graph else None
-        if R is not None:
+        if R is not None and matrix_field:
+            value = rotate_matrices(value, irreps, R, row)
+        elif R is not None:
             value = rotate_irreps(value, irreps, R, row, matrices)
         if t is not None and key in spec.positions:
             shift = t.to(value.device, value.dtype)
             value = value + (shift[row] if row is not None else shift)
         out[key] = value
+    if R is not None and CELL in data and CELL not in spec.fields:
+        # A periodic system turns with its lattice (see geoadapt.groups.lattice), named in the Spec or not.
+        check_cell(data[CELL], num_graphs(data))
+        row = row_graph(data, "graph") if per_graph else None
+        out[CELL] = rotate_matrices(data[CELL], ROWS, R, row)
     return out
 
 

@@ -10,10 +10,17 @@ not bundled is refused, so nothing is ever downloaded.
 
 Outputs: ``model(data)`` is the energy ``(B, 1)`` in eV (graph level, ``0e``);
 ``model.potential(data)`` gives energy and forces ``(N, 3)`` in eV/Å (``-dE/dpos`` by autograd);
-``geoadapt.models.potential.Forces(model)`` is the node-level force view (``1o``). Input: a PyG
-``Data`` / ``Batch`` with ``z`` (atomic numbers) and ``pos`` (Å); the radius graph is built at the
-checkpoint's cutoff (5 Å), without periodic images: a periodic system (``pbc`` true on any axis) is
-refused with a ``ValueError`` rather than answered for the wrong structure.
+``model.potential(data, stress=True)`` adds the stress ``(B, 3, 3)`` in eV/Å³ of crystals (strain
+derivative, ASE's sign); ``geoadapt.models.potential.Forces(model)`` is the node-level force view (``1o``).
+Input: a PyG ``Data`` / ``Batch`` with ``z`` (atomic numbers) and ``pos`` (Å), and for periodic systems
+``cell`` ``(B, 3, 3)`` (lattice vectors as rows, Å) and ``pbc`` ``(B, 3)`` bool. The neighbour graph is built
+at the checkpoint's cutoff (5 Å) with periodic images along the periodic lattice vectors
+(:mod:`geoadapt.models.neighbours`): molecules, slabs (``pbc`` ``[T, T, F]``) and crystals, cells smaller than
+the cutoff included, give the energies, forces and stress of sevenn's own ``SevenNetCalculator``.
+
+Per-element energy shift: SevenNet implements :class:`geoadapt.models.potential.EnergyShift`, so
+:func:`~geoadapt.models.energy_shift.refit_energy_shift` (also importable from here) and
+:func:`~geoadapt.models.energy_shift.set_isolated_atom_energies` move its energy reference.
 
 Symmetry: proper rotations, translations and atom permutations. The checkpoints are built with
 ``is_parity=False``, so they are *not* mirror-symmetric: forces of a mirror image differ from the
@@ -29,22 +36,22 @@ too (sevenn itself cannot build under a float64 default).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 from e3nn import o3
 from torch import Tensor, nn
-from torch_geometric.data import Batch, Data
 from torch_geometric.utils import scatter
 
 from geoadapt.dtypes import default_dtype
-from geoadapt.models.geometry import radius_edges, refuse_periodic
+from geoadapt.models.energy_shift import ShiftRefit, predict_energies, refit_energy_shift  # noqa: F401 (kept here)
+from geoadapt.models.neighbours import edge_vectors, graph_neighbours
 from geoadapt.models.potential import PotentialOutput, autograd_potential
 from geoadapt.models.registry import register
 from geoadapt.spec import Spec
-from geoadapt.structure import GraphData, graph_index, num_graphs
+from geoadapt.structure import GraphData, num_graphs
 
 # geoadapt name -> checkpoint file under sevenn/pretrained_potentials/ in the installed wheel.
 BUNDLED = {
@@ -200,21 +207,21 @@ class SevenNet(nn.Module):
             raise ValueError(f"z: expected atomic numbers known to {self.name} {self.elements}, got {unknown}")
 
     def forward(self, data: GraphData) -> Tensor:
-        """Energy in eV, ``(B, 1)``, of the molecules in ``data`` (``z`` ``(N,)``, ``pos`` ``(N, 3)`` in Å)."""
+        """Energy in eV, ``(B, 1)``, of the structures in ``data`` (``z`` ``(N,)``, ``pos`` ``(N, 3)`` in Å; for
+        periodic ones ``cell`` ``(B, 3, 3)`` in Å and ``pbc`` ``(B, 3)``)."""
         import sevenn._keys as KEY
 
         z = data.z.long()
         self._check_elements(z)
-        refuse_periodic(data, self.name)
         pos = data.pos.to(self.dtype)
-        batch = graph_index(data).to(pos.device)
         n_graphs = num_graphs(data)
-        edge_index = radius_edges(pos.detach(), batch, self.cutoff)
+        neighbours, batch, cell = graph_neighbours(data, pos, self.cutoff)
         inputs = {
             KEY.ATOMIC_NUMBERS: z,
             KEY.POS: pos,
-            KEY.EDGE_IDX: edge_index,
-            KEY.EDGE_VEC: pos[edge_index[1]] - pos[edge_index[0]],  # SevenNet's (ASE's) convention: r_j - r_i
+            KEY.EDGE_IDX: neighbours.edge_index,
+            # SevenNet's (ASE's) convention: r_j - r_i (+ the lattice shift), from source EDGE_IDX[0] to target [1]
+            KEY.EDGE_VEC: edge_vectors(pos, neighbours, batch, cell),
             KEY.BATCH: batch,
             KEY.NUM_ATOMS: torch.bincount(batch, minlength=n_graphs),
             KEY.CELL_VOLUME: torch.zeros(n_graphs, dtype=pos.dtype, device=pos.device),
@@ -224,9 +231,10 @@ class SevenNet(nn.Module):
         atomic = self.net(inputs)[KEY.ATOMIC_ENERGY].reshape(-1)
         return scatter(atomic, batch, dim=0, dim_size=n_graphs, reduce="sum").unsqueeze(-1)
 
-    def potential(self, data: GraphData) -> PotentialOutput:
-        """Energy ``(B, 1)`` in eV and forces ``-dE/dpos`` ``(N, 3)`` in eV/Å (also under ``no_grad``)."""
-        return autograd_potential(self, data)
+    def potential(self, data: GraphData, stress: bool = False) -> PotentialOutput:
+        """Energy ``(B, 1)`` in eV, forces ``-dE/dpos`` ``(N, 3)`` in eV/Å and, with ``stress=True`` (systems
+        periodic in 3D), stress ``(1/V) dE/dε`` ``(B, 3, 3)`` in eV/Å³ (also under ``no_grad``)."""
+        return autograd_potential(self, data, stress)
 
     def forces(self, data: GraphData) -> Tensor:
         """Forces ``(N, 3)`` in eV/Å."""
@@ -241,6 +249,21 @@ class SevenNet(nn.Module):
         if shift.dim() == 1 and shift.numel() == len(self.elements):
             return shift
         raise TypeError(f"{self.name}: expected a per-element energy shift, got shape {tuple(shift.shape)}")
+
+    def energy_shift(self) -> dict[int, float]:
+        """The per-element energy shift (eV) of the active fidelity: atomic number -> eV."""
+        row = self._shift_row()
+        return {z: float(row[int(self.z_to_type[z])]) for z in self.elements}
+
+    def add_energy_shift(self, change: Mapping[int, float]) -> None:
+        """Add ``change[z]`` eV to the shift of each element named (the shift stays frozen, as in the checkpoint)."""
+        unknown = sorted(int(z) for z in change if int(z) not in self.elements)
+        if unknown:
+            raise ValueError(f"change: expected elements known to {self.name} {self.elements}, got {unknown}")
+        row = self._shift_row()
+        with torch.no_grad():
+            for z, delta in change.items():
+                row[int(self.z_to_type[int(z)])] += float(delta)
 
 
 @register("sevennet_0")
@@ -265,73 +288,3 @@ class SevenNetMF0(SevenNet):
 
     def __init__(self, modal: str | None = None, dtype: str | torch.dtype | None = None) -> None:
         super().__init__("sevennet_mf_0", modal=modal, dtype=dtype)
-
-
-@dataclass
-class ShiftRefit:
-    """Result of :func:`refit_energy_shift`.
-
-    Attributes:
-        change: eV added to the energy shift of each element (atomic number -> eV).
-        rank: rank of the (molecules x elements) composition matrix; below the number of elements
-            only the combinations the data determines are fitted (minimum-norm solution).
-        mae_before, mae_after: mean absolute energy error per atom (eV/atom) on the fitted data.
-    """
-
-    change: dict[int, float]
-    rank: int
-    mae_before: float
-    mae_after: float
-
-
-def predict_energies(model: nn.Module, graphs: list[Data], batch_size: int = 32) -> Tensor:
-    """Energies ``(len(graphs),)`` of ``model`` on ``graphs`` (float64, no gradients)."""
-    out = []
-    with torch.no_grad():
-        for start in range(0, len(graphs), batch_size):
-            batch = Batch.from_data_list(graphs[start : start + batch_size])
-            out.append(model(batch).reshape(-1).to(torch.float64))
-    return torch.cat(out) if out else torch.zeros(0, dtype=torch.float64)
-
-
-def refit_energy_shift(model: SevenNet, graphs: list[Data], batch_size: int = 32) -> ShiftRefit:
-    """Refit the per-element energy shift of ``model`` by least squares on a new energy reference.
-
-    ``graphs`` carry ``z`` ``(N,)``, ``pos`` ``(N, 3)`` and ``energy`` (eV, one value per graph).
-    Solves ``min_d sum_m (E_m - Ê_m - sum_e n_me d_e)^2`` over the elements ``e`` present (``n_me``:
-    atoms of element ``e`` in molecule ``m``) and adds ``d_e`` to the shift; the network, the scales
-    and everything else stay as they are, and the shift stays frozen (``requires_grad=False``).
-    """
-    graphs = list(graphs)
-    if not graphs:
-        raise ValueError("graphs: expected at least one labelled molecule, got none")
-    missing = [i for i, g in enumerate(graphs) if getattr(g, "energy", None) is None]
-    if missing:
-        raise ValueError(
-            f"graphs: expected an 'energy' field on every graph, missing on {len(missing)} (first {missing[0]})"
-        )
-    target = torch.cat([g.energy.reshape(-1).to(torch.float64) for g in graphs])
-    if target.numel() != len(graphs):
-        raise ValueError(f"energy: expected one value per graph ({len(graphs)}), got {target.numel()}")
-    present = sorted({int(v) for g in graphs for v in g.z})
-    column = {z: i for i, z in enumerate(present)}
-    counts = torch.zeros(len(graphs), len(present), dtype=torch.float64)
-    for m, g in enumerate(graphs):
-        for v in g.z.tolist():
-            counts[m, column[int(v)]] += 1
-    atoms = counts.sum(1)
-    predicted = predict_energies(model, graphs, batch_size)
-    residual = target - predicted
-    solution = torch.linalg.lstsq(counts, residual.unsqueeze(-1), driver="gelsd")
-    change = solution.solution.squeeze(-1)
-    after = residual - counts @ change
-    shift = model._shift_row()
-    with torch.no_grad():
-        for z, delta in zip(present, change.tolist()):
-            shift[int(model.z_to_type[z])] += delta
-    return ShiftRefit(
-        change={z: float(d) for z, d in zip(present, change)},
-        rank=int(solution.rank),
-        mae_before=float((residual.abs() / atoms).mean()),
-        mae_after=float((after.abs() / atoms).mean()),
-    )

@@ -1,5 +1,5 @@
 """Models whose neighbour graph has no periodic images refuse periodic systems in one line (a silent wrong
-energy is the worst answer a potential can give)."""
+energy is the worst answer a potential can give); SevenNet answers them."""
 
 from __future__ import annotations
 
@@ -53,10 +53,13 @@ def test_coordinate_models_refuse_and_answer_the_same_without_pbc(arch):
 
 
 @needs_sevenn
-def test_sevennet_refuses_a_crystal_through_forward_and_forces():
+def test_sevennet_answers_a_crystal_and_a_box_is_a_molecule():
+    # SevenNet builds periodic edges (tests/models/test_sevennet_periodic.py compares them with sevenn's own
+    # calculator); SchNet, EGNN and the e3nn GNN above still refuse.
     model = build("sevennet_0")
-    with pytest.raises(ValueError, match=r"sevennet_0: expected a non-periodic system .* pbc=\[True, True, True\]"):
-        model(copper(True))
-    with pytest.raises(ValueError, match="sevennet_0: expected a non-periodic system"):
-        model.potential(copper(True))
+    with torch.no_grad():
+        crystal, molecule = model(copper(True)), model(copper(False))
+    assert crystal.shape == (1, 1) and float(crystal) < float(molecule) - 1.0  # periodic images bind the crystal
     torch.testing.assert_close(model(copper(False)), model(copper(None, cell=False)))
+    with pytest.raises(ValueError, match="pbc: expected periodic flags .* got a cell without pbc"):
+        model(copper(None))
