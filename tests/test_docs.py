@@ -191,11 +191,17 @@ def test_every_check_names_a_block():
     assert len(unique(PYTHON)) >= len(CHECKS) + 1
 
 
+# Pages whose blocks a test of their own runs and checks more closely (each block still runs once).
+CHECKED_ELSEWHERE = {"potentials.md": "tests/io/test_docs.py"}
+
+
 def _params():
     import importlib.util
 
     no_sevenn = importlib.util.find_spec("sevenn") is None
     for block in unique(PYTHON):
+        if block.page in CHECKED_ELSEWHERE:
+            continue
         needs = "sevennet" in block.code  # the optional extra geoadapt[sevennet]
         marks = [pytest.mark.skipif(needs and no_sevenn, reason="optional extra sevennet")]
         yield pytest.param(block, id=where(block), marks=marks)
