@@ -10,7 +10,7 @@ import copy
 import torch
 
 from geoadapt.groups.base import Group
-from geoadapt.metrics.compare import evaluating, transformed_outputs
+from geoadapt.equivariance import evaluating, transformed_outputs
 from geoadapt.spec import Spec
 from geoadapt.structure import AnyData, num_graphs, to_dtype
 

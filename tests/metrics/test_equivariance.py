@@ -17,7 +17,7 @@ from geoadapt.metrics import (
     prediction_consistency,
     worst_case_accuracy,
 )
-from geoadapt.metrics.compare import measured_rows, output_rows
+from geoadapt.equivariance import measured_rows, output_rows
 from geoadapt.models import build
 from geoadapt.structure import num_graphs, repeat
 from tests.conftest import FlatImageModel, InvariantPointNet, PooledImageModel, VectorPointNet

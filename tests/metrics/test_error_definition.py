@@ -15,7 +15,7 @@ from geoadapt.metrics import (
     prediction_consistency,
     transformed_outputs,
 )
-from geoadapt.metrics.compare import STACK_NODES, block_scale, forward_plan, output_rows
+from geoadapt.equivariance import STACK_NODES, block_scale, forward_plan, output_rows
 from geoadapt.models import build
 from tests.conftest import FlatImageModel, VectorPointNet
 

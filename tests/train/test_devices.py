@@ -17,7 +17,7 @@ from geoadapt.metrics import measure_equivariance
 from geoadapt.models import build, save
 from geoadapt.models import load as load_checkpoint
 from geoadapt.regularizers import EquivarianceRegularizer
-from geoadapt.regularizers.equivariance import stacked_forward
+from geoadapt.regularizers import stacked_forward
 from geoadapt.structure import to_dtype
 from geoadapt.train import Trainer, distributed
 
