@@ -379,7 +379,8 @@ def test_states_saved_in_older_layouts_still_load():
     reg.load_state_dict(dict(before_back_off))
     assert reg.weight == 3.5 and int(reg.balancer.balance_steps) == 4
     assert int(reg.balancer.round_off_streak) == 0 and int(reg.steps_taken) == 0
-    flat_term = {k: torch.tensor(v) for k, v in {"weight_value": 1.0, "balance_steps": 0, "round_off_streak": 1}.items()}
+    flat = {"weight_value": 1.0, "balance_steps": 0, "round_off_streak": 1}
+    flat_term = {k: torch.tensor(v) for k, v in flat.items()}
     constrained = ConstrainedEquivarianceRegularizer(EquivarianceRegularizer(SO3(), spec))
     scalars = {"multiplier": 2.0, "slack_value": 0.0, "epoch": 3, "violation": 0.1, "measured": 0.2}
     saved = {k: torch.tensor(v) for k, v in scalars.items()} | {f"term.{k}": v for k, v in flat_term.items()}
