@@ -50,12 +50,13 @@ from geoadapt.equivariance.divergences import js_logits, kl_logits
 from geoadapt.equivariance.forward import CopyOutputs, Outputs, run_copies, transformed_outputs
 from geoadapt.equivariance.modes import evaluating, quiet, stochastic_layers
 from geoadapt.equivariance.outputs import measured_rows, output_rows
-from geoadapt.equivariance.planner import Pass, Piece, Plan, plan_forwards
+from geoadapt.equivariance.planner import BATCH, Pass, Piece, Plan, plan_forwards
 from geoadapt.equivariance.scale import OutputScale, as_scale, block_scale
 
 __all__ = [
     "DISTANCES",
     "STACK_NODES",
+    "BATCH",
     "Capture",
     "Comparison",
     "CopyOutputs",
