@@ -165,20 +165,7 @@ class Trainer:
             raise ValueError("spec: expected model.spec or a spec= argument, got neither")
         # The output the regularizers and equivariance metrics see: forces for the potential task.
         self.output_spec = force_spec(self.spec) if task == "potential" else self.spec
-        for i, reg in enumerate(regularizers):
-            if not isinstance(reg, Regularizer) or not isinstance(reg, nn.Module):
-                raise TypeError(
-                    f"regularizers[{i}]: expected an nn.Module implementing geoadapt.regularizers.Regularizer, "
-                    f"got {type(reg).__name__}"
-                )
-        self.regularizers = nn.ModuleList(regularizers)
-        self.components: list[EquivarianceRegularizer] = [c for r in self.regularizers for c in r.components()]
-        for component in self.components:
-            component.set_task(task)
-        # Self-setting weights apply to plain regularizers used on their own (mixed and constrained forms
-        # set their strengths themselves).
-        self.balanced = [c for r in self.regularizers for c in r.balanced()]
-        self.constrained = [r for r in self.regularizers if isinstance(r, Constraint)]
+        self._take_regularizers(regularizers, task)
         self.constraints: list[dict[str, Any]] = []
         self.warnings: list[str] = []
         self.infer_groups = groups is None and not self.components
@@ -218,6 +205,23 @@ class Trainer:
         self.scheduler_options = dict(scheduler_options or {})
 
     # --- set-up --------------------------------------------------------------------------------
+    def _take_regularizers(self, regularizers: Sequence[Regularizer], task: str) -> None:
+        """Check and keep the regularizers; their components, the self-weighted ones and the constraints."""
+        for i, reg in enumerate(regularizers):
+            if not isinstance(reg, Regularizer) or not isinstance(reg, nn.Module):
+                raise TypeError(
+                    f"regularizers[{i}]: expected an nn.Module implementing geoadapt.regularizers.Regularizer, "
+                    f"got {type(reg).__name__}"
+                )
+        self.regularizers = nn.ModuleList(regularizers)
+        self.components: list[EquivarianceRegularizer] = [c for r in self.regularizers for c in r.components()]
+        for component in self.components:
+            component.set_task(task)
+        # Self-setting weights apply to plain regularizers used on their own (mixed and constrained forms
+        # set their strengths themselves).
+        self.balanced = [c for r in self.regularizers for c in r.balanced()]
+        self.constrained = [r for r in self.regularizers if isinstance(r, Constraint)]
+
     @staticmethod
     def _seed_everything(seed: int) -> None:
         random.seed(seed)
