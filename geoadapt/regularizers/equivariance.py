@@ -146,6 +146,11 @@ class EquivarianceRegularizer(RegularizerModule):
         return self.balancer.interval
 
     @property
+    def ratio_option(self) -> float | str:
+        """``balance_ratio`` as given (a number or ``"auto"``)."""
+        return self.balancer.ratio_option
+
+    @property
     def balance_ratio(self) -> float:
         """The penalty-to-task gradient ratio the auto weight keeps (``"auto"``: by distance, ``BALANCE_RATIOS``)."""
         return self.balancer.ratio(self.distance)
