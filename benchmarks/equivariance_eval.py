@@ -34,9 +34,9 @@ from _common import output_dir, save_json  # noqa: E402
 
 from geoadapt.data.molecules import build_molecules  # noqa: E402
 from geoadapt.data.rdkit_sets import read_nci5k  # noqa: E402
+from geoadapt.equivariance import copies_needed, forward_plan, split_nodes  # noqa: E402
 from geoadapt.groups import SO3  # noqa: E402
 from geoadapt.metrics import equivariance_error  # noqa: E402
-from geoadapt.metrics.compare import copies_needed, forward_plan, split_nodes  # noqa: E402
 from geoadapt.models import build  # noqa: E402
 from geoadapt.report import table  # noqa: E402
 

@@ -9,8 +9,8 @@ import copy
 
 import torch
 
+from geoadapt.equivariance import evaluating, transformed_outputs
 from geoadapt.groups.base import Group
-from geoadapt.metrics.compare import evaluating, transformed_outputs
 from geoadapt.spec import Spec
 from geoadapt.structure import AnyData, num_graphs, to_dtype
 

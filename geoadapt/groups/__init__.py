@@ -4,11 +4,11 @@
 >>> group = Permutation() * SO3()
 """
 
-from geoadapt.groups.base import Element, Group
+from geoadapt.groups.base import Element, Group, ProductGroup
+from geoadapt.groups.commuting import why_not_commuting
 from geoadapt.groups.euclidean import E3, O3, SE3, SO3, Translation
 from geoadapt.groups.permutation import Permutation
 from geoadapt.groups.planar import SO2, Cyclic, Dihedral
-from geoadapt.groups.product import ProductGroup, why_not_commuting
 from geoadapt.groups.signflip import SignFlip
 
 _BY_NAME = {

@@ -10,11 +10,10 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from geoadapt.groups.base import Group
+from geoadapt.groups.base import Group, ProductGroup
 from geoadapt.groups.euclidean import E3, O3, SE3, SO3, Translation
 from geoadapt.groups.permutation import Permutation
 from geoadapt.groups.planar import SO2, Cyclic, Dihedral
-from geoadapt.groups.product import ProductGroup
 from geoadapt.groups.signflip import SignFlip
 
 GROUP_CLASSES: dict[str, type[Group]] = {

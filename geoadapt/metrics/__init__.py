@@ -1,6 +1,6 @@
 """Measuring equivariance (error, score, consistency, group accuracy) and task quality."""
 
-from geoadapt.metrics.compare import Comparison, transformed_outputs
+from geoadapt.equivariance import Comparison, transformed_outputs
 from geoadapt.metrics.equivariance import (
     EquivarianceMeasurement,
     EquivarianceReport,

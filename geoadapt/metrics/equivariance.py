@@ -1,7 +1,7 @@
 """Equivariance of any model on any batch: absolute and relative error, score, prediction consistency.
 
-Every function here measures through :mod:`geoadapt.metrics.compare` (the one definition of the error):
-the original batch and its transformed copies run stacked in as few forward passes as the model's node
+Every function here measures through the engine, :mod:`geoadapt.equivariance` (the one definition of the
+error): the original batch and its transformed copies run stacked in as few forward passes as the model's node
 budget allows (or one copy per forward for models that say so), in eval mode.
 """
 
@@ -16,20 +16,27 @@ from torch import Tensor, nn
 from torch_geometric.data import Data
 
 from geoadapt.devices import check_same_device, data_device, full_precision
-from geoadapt.groups.base import Group
-from geoadapt.metrics.compare import (
+from geoadapt.equivariance import (
     Comparison,
     OutputScale,
     as_scale,
+    block_scale,
+    compare,
+    copies_needed,
     evaluating,
-    forward_copies,
+    feature_spec,
+    layer_irreps,
     make_copies,
+    measured_rows,
     relative_from_squared,
+    run_copies,
     transformed_outputs,
 )
+from geoadapt.groups.base import Group
+from geoadapt.groups.planar import SO2
 from geoadapt.metrics.task import predicted_class
 from geoadapt.spec import Spec
-from geoadapt.structure import AnyData
+from geoadapt.structure import AnyData, num_graphs
 
 Model = nn.Module
 
@@ -42,7 +49,7 @@ def _batches(data: AnyData | Iterable[AnyData]) -> Iterable[AnyData]:
 
 @dataclass
 class EquivarianceMeasurement:
-    """One model under one group on some samples (see :mod:`geoadapt.metrics.compare` for the definitions).
+    """One model under one group on some samples (see :mod:`geoadapt.equivariance` for the definitions).
 
     Attributes:
         group: the group's name.
@@ -101,7 +108,7 @@ def measure_equivariance(
             model's outputs over all the samples measured.
         classifier: also measure prediction consistency (outputs are logits).
         stack: copies in the batch's forward pass (``True``), in their own (``False``), or as the model says
-            (``None``: stacked under its node budget, :func:`~geoadapt.metrics.compare.forward_plan`).
+            (``None``: stacked under its node budget, :func:`~geoadapt.equivariance.forward_plan`).
     """
     squared, scales, consistent, total = [], OutputScale(spec.output), 0, 0
     with evaluating(model):
@@ -143,8 +150,8 @@ def equivariance_error(
 
     ``err[k, b] = sqrt(Σ_j d_j (a_kbj / s_j)^2 / Σ_j d_j)`` with ``a_kbj`` the RMS of
     ``f(g_kb · x_b) - ρ_out(g_kb) f(x_b)`` over output block ``j`` and ``s_j`` the spread of the outputs
-    (definitions in :mod:`geoadapt.metrics.compare`). The original and the transformed copies run stacked in
-    as few forward passes as the model's node budget allows (:func:`~geoadapt.metrics.compare.forward_plan`),
+    (definitions in :mod:`geoadapt.equivariance`). The original and the transformed copies run stacked in
+    as few forward passes as the model's node budget allows (:func:`~geoadapt.equivariance.forward_plan`),
     in eval mode.
 
     Args:
@@ -230,7 +237,7 @@ def group_accuracy(
             y = labels if isinstance(labels, Tensor) else next(label_iter) if label_iter else b.y
             y = y.reshape(-1)
             copies = make_copies(b, group, spec, n_samples=None)
-            out = forward_copies(model, copies.moved, [], spec).fx
+            out = measured_rows(model, copies.moved, spec)  # the identity is a copy: no forward of b itself
             hits = (predicted_class(out) == y.repeat(copies.copies)).reshape(copies.copies, -1).sum(1)
             correct = hits if correct is None else correct + hits
             total += y.numel()
@@ -293,21 +300,16 @@ def feature_errors(
     its channels count as invariant scalars; node or graph level from its row count. The error is the one
     of the outputs, with the features' own spread as the scale.
     """
-    from geoadapt.metrics.compare import block_scale, compare, copies_needed
-    from geoadapt.structure import is_graph
-
     wanted = dict(layers) if isinstance(layers, dict) else {name: None for name in layers}
-    modules = dict(model.named_modules())
     copies = make_copies(data, group, spec, copies_needed(group, n_samples), generator)
     with evaluating(model):
-        out = forward_copies(model, data, [copies], spec, layers=list(wanted))
+        out = run_copies(model, data, [copies], spec, layers=list(wanted), measuring=True).sets[0]
+    irreps = layer_irreps(model, wanted)
     errors = {}
-    for name, irreps in wanted.items():
-        orig, moved = out.features[name][0], out.features[name][1]
-        irreps = irreps or getattr(modules.get(name), "irreps_out", None) or f"{orig.shape[-1]}x0e"
-        node_level = is_graph(data) and orig.shape[0] == data.num_nodes
-        layer_spec = Spec(output=str(irreps), output_level="node" if node_level else "graph")
-        c = compare(orig, moved, copies, data, group, layer_spec)
+    for name in wanted:
+        orig, moved = out.features[name]
+        layer_spec = feature_spec(irreps[name], orig, data)
+        c = compare(orig, moved, out.copies, out.data, group, layer_spec)
         errors[name] = float(c.relative_error(block_scale(orig, layer_spec.output)).mean())
     return errors
 
@@ -319,11 +321,8 @@ def error_vs_angle(
 
     The same error as :func:`equivariance_error` (same scale: the outputs' spread on ``data``). Graphs and
     point clouds rotate in 3D about z; images in the plane (interpolated between multiples of 90°). The
-    copies for all angles are stacked (:func:`~geoadapt.metrics.compare.forward_plan`).
+    copies for all angles are stacked (:func:`~geoadapt.equivariance.forward_plan`).
     """
-    from geoadapt.groups.planar import SO2
-    from geoadapt.structure import num_graphs
-
     elements = angles.to(torch.float64).repeat_interleave(num_graphs(data))
     with evaluating(model):
         c: Comparison = transformed_outputs(model, data, SO2(), spec, angles.numel(), elements=elements)

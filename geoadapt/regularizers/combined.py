@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from geoadapt.regularizers.base import RegularizerModule
 from geoadapt.regularizers.equivariance import EquivarianceRegularizer
 
 
@@ -20,7 +21,7 @@ def _every_step_unless_asked(term: EquivarianceRegularizer) -> EquivarianceRegul
     return term
 
 
-class MixedEquivarianceRegularizer(nn.Module):
+class MixedEquivarianceRegularizer(RegularizerModule):
     """Several symmetries (e.g. SO3, Permutation, SignFlip), each with a weight tuned during training.
 
     In the spirit of Kim et al. (2023), "Regularizing towards soft equivariance under mixed symmetries",
@@ -52,6 +53,7 @@ class MixedEquivarianceRegularizer(nn.Module):
         self.name = name
 
     def components(self) -> list[EquivarianceRegularizer]:
+        """The terms, one per symmetry."""
         return list(self.terms)
 
     def weights(self) -> dict[str, float]:
@@ -59,13 +61,11 @@ class MixedEquivarianceRegularizer(nn.Module):
         scale = torch.exp(-self.log_scale)
         return {t.name: t.weight * float(w) for t, w in zip(self.terms, scale)}
 
-    def loss(self, penalties: list[Tensor], epoch: float) -> Tensor:
-        total = penalties[0].new_zeros(())
-        for k, (term, penalty) in enumerate(zip(self.terms, penalties)):
-            total = total + term.weight * term.schedule(epoch) * torch.exp(-self.log_scale[k]) * penalty
-        return total
+    def factors(self, epoch: float) -> list[Tensor]:
+        """``base weight x schedule(epoch) x exp(-s_k)`` of each term."""
+        return [t.weight * t.schedule(epoch) * torch.exp(-self.log_scale[k]) for k, t in enumerate(self.terms)]
 
-    def end_epoch(self, measured: list[float]) -> None:
+    def epoch_update(self, measured: list[float]) -> None:
         """Move each ``s_k`` towards ``log R̄_k`` (the minimizer of ``exp(-s) R̄ + s``)."""
         if not self.learn_weights:
             return
@@ -76,13 +76,14 @@ class MixedEquivarianceRegularizer(nn.Module):
         self.log_scale.mul_(self.momentum).add_((1 - self.momentum) * target)
 
     def log(self) -> dict[str, float]:
+        """The effective weight of each symmetry."""
         return {f"{self.name}/{k}/weight": v for k, v in self.weights().items()}
 
 
 MULTIPLIER_RANGE = (1e-4, 1e6)
 
 
-class ConstrainedEquivarianceRegularizer(nn.Module):
+class ConstrainedEquivarianceRegularizer(RegularizerModule):
     """``min task loss  s.t.  E[R] <= epsilon``, solved by dual ascent on a Lagrange multiplier.
 
     In the spirit of Manolache et al., "Learning (approximately) equivariant networks via constrained
@@ -140,7 +141,6 @@ class ConstrainedEquivarianceRegularizer(nn.Module):
         self.resilient, self.slack_cost, self.dual_update = resilient, float(slack_cost), dual_update
         self.register_buffer("multiplier", torch.tensor(float(initial_multiplier)))
         self.register_buffer("slack_value", torch.tensor(0.0))
-        self.register_buffer("epoch", torch.tensor(0))
         self.register_buffer("violation", torch.tensor(0.0))
         self.register_buffer("measured", torch.tensor(math.nan))
         self.name = name or f"constrained[{regularizer.name}]"
@@ -160,10 +160,16 @@ class ConstrainedEquivarianceRegularizer(nn.Module):
         return float(self.slack_value)
 
     def components(self) -> list[EquivarianceRegularizer]:
+        """The constrained term."""
         return [self.term]
 
-    def loss(self, penalties: list[Tensor], epoch: float) -> Tensor:
-        return self.multiplier * (penalties[0] - self.epsilon - self.slack_value)
+    def factors(self, epoch: float) -> list[Tensor]:
+        """The multiplier ``λ``."""
+        return [self.multiplier]
+
+    def bounds(self) -> list[Tensor]:
+        """``ε + u``: the loss is ``λ (R - ε - u)``."""
+        return [self.epsilon + self.slack_value]
 
     def _ascend(self, value: float) -> None:
         # The training batches are pushed below margin * ε so that the bound also holds on held-out data.
@@ -180,13 +186,19 @@ class ConstrainedEquivarianceRegularizer(nn.Module):
         if self.dual_update == "step" and math.isfinite(penalties[0]):
             self._ascend(float(penalties[0]))
 
-    def end_epoch(self, measured: list[float]) -> None:
-        """After each epoch: the dual step on the epoch mean (``dual_update="epoch"``), and the homotopy."""
+    def end_step(self, penalties: Sequence[float], step: int) -> None:
+        """Dual ascent on the penalty of training step ``step`` (as computed: scaled by a lazy term's ``every``),
+        unless the term skipped that step (then the penalty is not a measurement)."""
+        if step % self.term.every == 0:
+            self.step_update([float(penalties[0]) / self.term.every])
+
+    def epoch_update(self, measured: list[float]) -> None:
+        """After each epoch: the dual step on the epoch mean (``dual_update="epoch"``); the homotopy's epoch then
+        moves on (:meth:`end_epoch`)."""
         if self.dual_update == "epoch":
             self._ascend(float(measured[0]))
         else:
             self.violation.fill_(float(measured[0]) - self.epsilon - self.slack)
-        self.epoch += 1
 
     def record(self, value: float) -> None:
         """``E[R]`` measured on held-out data (the Trainer calls it after each epoch)."""
@@ -206,6 +218,7 @@ class ConstrainedEquivarianceRegularizer(nn.Module):
         }
 
     def log(self) -> dict[str, float]:
+        """Multiplier, violation and tolerance in force; slack and the held-out measurement where there are."""
         out = {
             f"{self.name}/multiplier": float(self.multiplier),
             f"{self.name}/violation": float(self.violation),

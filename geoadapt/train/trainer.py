@@ -29,12 +29,19 @@ from geoadapt.devices import (
     to_device,
     upcast,
 )
+from geoadapt.equivariance import output_rows
 from geoadapt.groups import Group, group_from_name
-from geoadapt.metrics.compare import output_rows
 from geoadapt.metrics.equivariance import measure_equivariance
 from geoadapt.metrics.task import classification_metrics, predicted_class, regression_metrics
-from geoadapt.regularizers.combined import ConstrainedEquivarianceRegularizer, constraint_verdict
-from geoadapt.regularizers.equivariance import EquivarianceRegularizer, mean_penalty, stacked_forward
+from geoadapt.regularizers import (
+    BalancingStep,
+    Constraint,
+    EquivarianceRegularizer,
+    Regularizer,
+    constraint_verdict,
+    mean_penalty,
+    stacked_forward,
+)
 from geoadapt.serialization import atomic_save, safe_load
 from geoadapt.spec import Spec
 from geoadapt.structure import is_graph
@@ -86,7 +93,8 @@ class Trainer:
         keep_normalization: reuse the target standardization the model carries (``model.normalization``,
             e.g. the source task's) instead of fitting it on this task's training targets (the default:
             a model adapted to a new task is trained on that task's scale).
-        regularizers: equivariance regularizers (plain, mixed or constrained).
+        regularizers: equivariance regularizers (plain, mixed or constrained): ``nn.Module`` s implementing
+            :class:`~geoadapt.regularizers.Regularizer` (constraints: :class:`~geoadapt.regularizers.Constraint`).
         strategy: a :class:`Strategy` (applied here if it is not yet), a strategy name (see
             ``geoadapt.adapt.STRATEGIES``; its options in ``strategy_options``) or None (train the model as it is).
         groups: groups to measure equivariance under each epoch (names or groups); default: the regularizers',
@@ -99,8 +107,9 @@ class Trainer:
         run_dir: where ``metrics.csv``, ``history.json`` and checkpoints (``last.pt``, ``best.pt``) go.
         resume: continue from ``run_dir/last.pt`` when it exists.
         eq_samples: group samples per graph for the per-epoch equivariance metrics.
-        stack: run transformed copies in the same forward as the batch (see ``stacked_forward``); ``None``
-            lets the model decide (its ``stack_copies`` attribute; no stacking through batch norm in training).
+        stack: run transformed copies in the same forward as the batch
+            (see :func:`~geoadapt.regularizers.stacked_forward`); ``None`` lets the model decide (its
+            ``stack_copies`` attribute; no stacking through batch norm in training).
         device: ``"auto"`` (CUDA when available, else the CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or a
             ``torch.device``; the model and every batch move there (under torchrun each rank uses
             ``cuda:LOCAL_RANK``). CUDA without a GPU is an error, not a fall back to the CPU.
@@ -112,7 +121,7 @@ class Trainer:
         self,
         model: nn.Module,
         task: str = "regression",
-        regularizers: Sequence[nn.Module] = (),
+        regularizers: Sequence[Regularizer] = (),
         strategy: Strategy | str | None = None,
         groups: Sequence[Group | str] | None = None,
         max_epochs: int = 50,
@@ -162,14 +171,7 @@ class Trainer:
             raise ValueError("spec: expected model.spec or a spec= argument, got neither")
         # The output the regularizers and equivariance metrics see: forces for the potential task.
         self.output_spec = force_spec(self.spec) if task == "potential" else self.spec
-        self.regularizers = nn.ModuleList(regularizers)
-        self.components: list[EquivarianceRegularizer] = [c for r in self.regularizers for c in r.components()]
-        for component in self.components:
-            component.set_task(task)
-        # Self-setting weights apply to plain regularizers used on their own (mixed and constrained forms
-        # set their strengths themselves).
-        self.balanced = [r for r in self.regularizers if isinstance(r, EquivarianceRegularizer) and r.auto_weight]
-        self.constrained = [r for r in self.regularizers if isinstance(r, ConstrainedEquivarianceRegularizer)]
+        self._take_regularizers(regularizers, task)
         self.constraints: list[dict[str, Any]] = []
         self.warnings: list[str] = []
         self.infer_groups = groups is None and not self.components
@@ -209,6 +211,23 @@ class Trainer:
         self.scheduler_options = dict(scheduler_options or {})
 
     # --- set-up --------------------------------------------------------------------------------
+    def _take_regularizers(self, regularizers: Sequence[Regularizer], task: str) -> None:
+        """Check and keep the regularizers; their components, the self-weighted ones and the constraints."""
+        for i, reg in enumerate(regularizers):
+            if not isinstance(reg, Regularizer) or not isinstance(reg, nn.Module):
+                raise TypeError(
+                    f"regularizers[{i}]: expected an nn.Module implementing geoadapt.regularizers.Regularizer, "
+                    f"got {type(reg).__name__}"
+                )
+        self.regularizers = nn.ModuleList(regularizers)
+        self.components: list[EquivarianceRegularizer] = [c for r in self.regularizers for c in r.components()]
+        for component in self.components:
+            component.set_task(task)
+        # Self-setting weights apply to plain regularizers used on their own (mixed and constrained forms
+        # set their strengths themselves).
+        self.balanced = [c for r in self.regularizers for c in r.balanced()]
+        self.constrained = [r for r in self.regularizers if isinstance(r, Constraint)]
+
     @staticmethod
     def _seed_everything(seed: int) -> None:
         random.seed(seed)
@@ -348,135 +367,105 @@ class Trainer:
         steps = 0
         n_batches = len(loader) if hasattr(loader, "__len__") else None
         for step, batch in enumerate(loader):
-            inputs, y = self._split(batch)
-            if self.strategy.batch_transform is not None:
-                inputs = self.strategy.batch_transform(inputs, generator)
-                y = inputs.y if is_graph(inputs) else y  # equivariant graph targets move with the input
-            if self.task == "potential":
-                view.reset()
-            balancing = [reg for reg in self.balanced if reg.balances_at(self.global_step)]
-            with autocast(self.device, self.precision):
-                out, penalties = stacked_forward(
-                    view,
-                    inputs,
-                    self.components,
-                    generator,
-                    self.stack,
-                    hook_model=self.model,
-                    step=self.global_step,
-                    spec=self.output_spec,
-                    whole=balancing,
-                )
-            if self.task == "potential":
-                task_loss = self.potential_loss(view.energy, upcast(out), inputs)
-            else:
-                task_loss = self.task_loss(upcast(out), y)  # targets standardized in float32, not bfloat16
-            known = self._balance(task_loss, penalties, balancing)
             position = epoch + (step / n_batches if n_batches else 0.0)
-            terms, offset = [], 0
-            for reg in self.regularizers:
-                count = len(reg.components())
-                terms.append(reg.loss(penalties[offset : offset + count], position))
-                offset += count
-            if self.strategy.extra_loss is not None:
-                terms.append(self.strategy.extra_loss())
-            loss = sum(terms, task_loss)
-            if not torch.isfinite(loss):
-                last = self.run_dir / "last.pt" if self.run_dir and (self.run_dir / "last.pt").is_file() else None
-                raise FloatingPointError(
-                    f"loss: expected a finite value, got {float(loss)} at epoch {epoch}, "
-                    f"step {step}; stopped" + (f"; last good checkpoint: {last}" if last else "")
-                )
-            self.optimizer.zero_grad(set_to_none=True)
-            if known is None:
-                self.scaler.scale(loss).backward()  # the scaler is a pass-through unless precision is fp16
-            else:
-                self._reuse_gradients(known, task_loss, terms, position)
-            if self.grad_clip:
-                self.scaler.unscale_(self.optimizer)
-                nn.utils.clip_grad_norm_([p for g in self.optimizer.param_groups for p in g["params"]], self.grad_clip)
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-            self._dual_step(penalties)
-            self.global_step += 1
+            loss, task_loss, values = self._train_step(view, batch, generator, position, (epoch, step))
             sums["train_loss"] += float(loss.detach())
             sums["train_task_loss"] += float(task_loss.detach())
-            for i, p in enumerate(penalties):
-                pen_sums[i] += float(p.detach())
+            for i, v in enumerate(values):
+                pen_sums[i] += v
             steps += 1
         # Under DDP every rank saw a shard: average the epoch means so logs and dual updates agree.
         totals = distributed.sum_across([sums["train_loss"], sums["train_task_loss"], *pen_sums, float(steps)])
         sums["train_loss"], sums["train_task_loss"], pen_sums, steps = totals[0], totals[1], totals[2:-1], totals[-1]
         means = [s / max(steps, 1) for s in pen_sums]
-        offset = 0
-        for reg in self.regularizers:
-            count = len(reg.components())
-            reg.end_epoch(means[offset : offset + count])
-            offset += count
+        for reg, reg_means in zip(self.regularizers, self._per_regularizer(means)):
+            reg.end_epoch(reg_means)
         row = {"epoch": int(epoch), **{k: v / max(steps, 1) for k, v in sums.items()}}
         row.update({f"train_penalty/{c.name}": m for c, m in zip(self.components, means)})
         row["lr"] = self.optimizer.param_groups[0]["lr"]
         return row
 
+    def _train_step(
+        self, view: nn.Module, batch: Any, generator: torch.Generator, position: float, where: tuple[int, int]
+    ) -> tuple[Tensor, Tensor, list[float]]:
+        """One optimizer step on ``batch`` at ``position`` (epochs, fractional) of epoch and step ``where``: the
+        loss, the task loss and the regularizers' penalties."""
+        inputs, y = self._split(batch)
+        if self.strategy.batch_transform is not None:
+            inputs = self.strategy.batch_transform(inputs, generator)
+            y = inputs.y if is_graph(inputs) else y  # equivariant graph targets move with the input
+        if self.task == "potential":
+            view.reset()
+        balancing = [reg for reg in self.balanced if reg.balances_at(self.global_step)]
+        with autocast(self.device, self.precision):
+            out, penalties = stacked_forward(
+                view,
+                inputs,
+                self.components,
+                generator,
+                self.stack,
+                hook_model=self.model,
+                step=self.global_step,
+                spec=self.output_spec,
+                whole=balancing,
+            )
+        if self.task == "potential":
+            task_loss = self.potential_loss(view.energy, upcast(out), inputs)
+        else:
+            task_loss = self.task_loss(upcast(out), y)  # targets standardized in float32, not bfloat16
+        known = self._balance(task_loss, penalties, balancing)
+        terms = [reg.loss(p, position) for reg, p in zip(self.regularizers, self._per_regularizer(penalties))]
+        extra = [self.strategy.extra_loss()] if self.strategy.extra_loss is not None else []
+        loss = sum(terms + extra, task_loss)
+        if not torch.isfinite(loss):
+            last = self.run_dir / "last.pt" if self.run_dir and (self.run_dir / "last.pt").is_file() else None
+            raise FloatingPointError(
+                f"loss: expected a finite value, got {float(loss)} at epoch {where[0]}, "
+                f"step {where[1]}; stopped" + (f"; last good checkpoint: {last}" if last else "")
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        if known is None:
+            self.scaler.scale(loss).backward()  # the scaler is a pass-through unless precision is fp16
+        else:
+            known.backward(self.regularizers, terms, extra, position)
+        if self.grad_clip:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_([p for g in self.optimizer.param_groups for p in g["params"]], self.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        values = [float(p.detach()) for p in penalties]
+        self._end_step(values)
+        self.global_step += 1
+        return loss, task_loss, values
+
+    def _per_regularizer(self, values: list) -> list[list]:
+        """``values`` (one per component) cut into one list per regularizer."""
+        cut, offset = [], 0
+        for reg in self.regularizers:
+            count = len(reg.components())
+            cut.append(values[offset : offset + count])
+            offset += count
+        return cut
+
     def _balance(
         self, task_loss: Tensor, penalties: list[Tensor], balancing: list[EquivarianceRegularizer]
-    ) -> dict[int, tuple[Tensor | None, ...]] | None:
-        """Set the self-tuning weights of ``balancing`` (the regularizers whose weight re-sets this step): the
-        penalty's gradient norm ``balance_ratio`` times the task's.
-
-        A lazy regularizer (``every=k``) is balanced on its own active steps, on its unscaled penalty.
-        Returns the gradients it computed (``id(task_loss)`` or ``id(regularizer)`` -> one per trainable
-        parameter) where the step may reuse them instead of back-propagating those terms again (one process,
-        no gradient scaler); else ``None``.
-        """
+    ) -> BalancingStep | None:
+        """Set the self-tuning weights of ``balancing`` (the components whose weight re-sets this step) from gradient
+        norms (:class:`~geoadapt.regularizers.BalancingStep`, norms averaged over processes under DDP). Returns the
+        step where its gradients may be reused instead of back-propagating those terms again (one process, no
+        gradient scaler); else ``None``."""
         due = [(reg, penalties[self.components.index(reg)]) for reg in balancing]
-        due = [(reg, p) for reg, p in due if p.requires_grad]
-        if not due:
-            return None
         params = [p for p in self.model.parameters() if p.requires_grad]
-        known: dict[int, tuple[Tensor | None, ...]] = {}
-
-        def norm(key: int, value: Tensor) -> float:
-            known[key] = torch.autograd.grad(value, params, retain_graph=True, allow_unused=True)
-            return float(torch.sqrt(sum(g.pow(2).sum() for g in known[key] if g is not None) + 0.0))
-
-        task = norm(id(task_loss), task_loss)
-        for reg, penalty in due:
-            task_norm, penalty_norm = distributed.mean_across([task, norm(id(reg), penalty) / reg.every])
-            reg.balance(task_norm, penalty_norm)
+        known = BalancingStep.run(task_loss, due, params, distributed.mean_across)
         reusable = distributed.world_size() == 1 and not self.scaler.is_enabled()
         return known if reusable else None
 
-    def _reuse_gradients(
-        self, known: dict[int, tuple[Tensor | None, ...]], task_loss: Tensor, terms: list[Tensor], position: float
-    ) -> None:
-        """The step's gradients from those :meth:`_balance` computed: task + weight x penalty of each balanced
-        regularizer, plus a backward pass of the other loss terms only (a full backward saved per balancing)."""
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        total = list(known[id(task_loss)])
-        rest = []
-        for reg, term in zip(self.regularizers, terms):
-            grads = known.get(id(reg))
-            if grads is None:
-                rest.append(term)
-                continue
-            scale = float(reg.loss([torch.ones(())], position))  # reg.loss is linear in its penalty
-            total = [a if b is None else (b * scale if a is None else a + b * scale) for a, b in zip(total, grads)]
-        rest.extend(terms[len(self.regularizers) :])  # the strategy's extra loss
-        rest = [t for t in rest if isinstance(t, Tensor) and t.requires_grad]
-        if rest:
-            sum(rest[1:], rest[0]).backward()
-        for p, g in zip(params, total):
-            if g is not None:
-                p.grad = g if p.grad is None else p.grad + g
-
-    def _dual_step(self, penalties: list[Tensor]) -> None:
-        """Per-step dual ascent of the constrained terms, on steps where their penalty was computed."""
-        for reg in self.constrained:
-            if self.global_step % reg.term.every:
-                continue  # a lazy term skipped this step: its penalty is not a measurement
-            value = float(penalties[self.components.index(reg.term)].detach()) / reg.term.every
-            reg.step_update(distributed.mean_across([value]))
+    def _end_step(self, values: list[float]) -> None:
+        """The regularizers' per-step hooks (dual ascent of constrained terms), with this step's penalties (averaged
+        over processes under DDP)."""
+        values = distributed.mean_across(values) if self.components else values
+        for reg, reg_values in zip(self.regularizers, self._per_regularizer(values)):
+            reg.end_step(reg_values, self.global_step)
 
     def _measure_constraints(self, val_loader: Iterable | None, row: dict[str, float] | None) -> None:
         """``E[R]`` of each constrained term on the validation data (the training mean without any)."""

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from geoadapt.devices import to_device
+from geoadapt.equivariance import all_elements, make_copies
 from geoadapt.groups import E3, O3, SE3, SO2, SO3, Cyclic, Dihedral, Permutation, Translation
 from geoadapt.groups.signflip import SignFlip
-from geoadapt.metrics.compare import all_elements, make_copies
 from geoadapt.spec import Spec
 
 GROUPS = [SO3(), O3(), E3(), SE3(), Translation(), Permutation(), Cyclic(4), Dihedral(4), SO2(), SO3() * Permutation()]

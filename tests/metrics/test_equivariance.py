@@ -8,6 +8,7 @@ from torch import nn
 
 from geoadapt import Spec
 from geoadapt.dtypes import default_dtype
+from geoadapt.equivariance import measured_rows, output_rows
 from geoadapt.groups import E3, O3, SO2, SO3, Cyclic, Dihedral, Permutation, SignFlip, Translation
 from geoadapt.metrics import (
     equivariance_error,
@@ -17,7 +18,6 @@ from geoadapt.metrics import (
     prediction_consistency,
     worst_case_accuracy,
 )
-from geoadapt.metrics.compare import measured_rows, output_rows
 from geoadapt.models import build
 from geoadapt.structure import num_graphs, repeat
 from tests.conftest import FlatImageModel, InvariantPointNet, PooledImageModel, VectorPointNet

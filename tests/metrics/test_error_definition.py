@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from geoadapt import Spec
+from geoadapt.equivariance import STACK_NODES, block_scale, forward_plan, output_rows
 from geoadapt.groups import E3, SO2, SO3, Cyclic, Permutation
 from geoadapt.metrics import (
     equivariance_error,
@@ -15,7 +16,6 @@ from geoadapt.metrics import (
     prediction_consistency,
     transformed_outputs,
 )
-from geoadapt.metrics.compare import STACK_NODES, block_scale, forward_plan, output_rows
 from geoadapt.models import build
 from tests.conftest import FlatImageModel, VectorPointNet
 

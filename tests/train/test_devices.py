@@ -16,8 +16,7 @@ from geoadapt.groups import SO3
 from geoadapt.metrics import measure_equivariance
 from geoadapt.models import build, save
 from geoadapt.models import load as load_checkpoint
-from geoadapt.regularizers import EquivarianceRegularizer
-from geoadapt.regularizers.equivariance import stacked_forward
+from geoadapt.regularizers import EquivarianceRegularizer, stacked_forward
 from geoadapt.structure import to_dtype
 from geoadapt.train import Trainer, distributed
 

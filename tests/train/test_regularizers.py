@@ -367,19 +367,38 @@ def test_an_exact_model_is_balanced_less_and_less_often():
     assert due()[:3] == [0, 10, 20]
 
 
-def test_a_state_saved_before_the_back_off_still_loads():
-    """A run saved without ``round_off_streak`` resumes with no streak; any other missing key is still an error."""
+def test_states_saved_in_older_layouts_still_load():
+    """States saved before the balancing state had its own object (flat ``weight_value`` ...), before the back-off
+    (no ``round_off_streak``) and before the step and epoch counts load, alone and nested in constrained and mixed
+    regularizers; a missing key without a default is still an error."""
     spec = Spec(fields={"pos": "1o"}, output="0e")
-    saved = EquivarianceRegularizer(SO3(), spec).state_dict()
-    saved["weight_value"].fill_(3.5)
-    del saved["round_off_streak"]
+    before_back_off = {"weight_value": torch.tensor(3.5), "balance_steps": torch.tensor(4)}
     reg = EquivarianceRegularizer(SO3(), spec)
-    reg.round_off_streak.fill_(2)
-    reg.load_state_dict(saved)
-    assert reg.weight == 3.5 and int(reg.round_off_streak) == 0
-    del saved["balance_steps"]
+    reg.balancer.round_off_streak.fill_(2)
+    reg.steps_taken.fill_(7)
+    reg.load_state_dict(dict(before_back_off))
+    assert reg.weight == 3.5 and int(reg.balancer.balance_steps) == 4
+    assert int(reg.balancer.round_off_streak) == 0 and int(reg.steps_taken) == 0
+    flat = {"weight_value": 1.0, "balance_steps": 0, "round_off_streak": 1}
+    flat_term = {k: torch.tensor(v) for k, v in flat.items()}
+    constrained = ConstrainedEquivarianceRegularizer(EquivarianceRegularizer(SO3(), spec))
+    scalars = {"multiplier": 2.0, "slack_value": 0.0, "epoch": 3, "violation": 0.1, "measured": 0.2}
+    saved = {k: torch.tensor(v) for k, v in scalars.items()} | {f"term.{k}": v for k, v in flat_term.items()}
+    constrained.load_state_dict(saved)
+    assert float(constrained.multiplier) == 2.0 and int(constrained.epoch) == 3
+    assert int(constrained.term.balancer.round_off_streak) == 1
+    mixed = MixedEquivarianceRegularizer([EquivarianceRegularizer(SO3(), spec), EquivarianceRegularizer(SO2(), spec)])
+    saved = {"log_scale": torch.tensor([0.5, -0.5])}
+    saved |= {f"terms.{i}.{k}": v * (i + 2) for i in range(2) for k, v in flat_term.items()}
+    mixed.load_state_dict(saved)
+    assert [t.weight for t in mixed.terms] == [2.0, 3.0] and float(mixed.log_scale[0]) == 0.5
+    # The layout saved now comes back as it was.
+    fresh = ConstrainedEquivarianceRegularizer(EquivarianceRegularizer(SO3(), spec))
+    fresh.load_state_dict(constrained.state_dict())
+    assert all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(), constrained.state_dict().values()))
+    del before_back_off["balance_steps"]
     with pytest.raises(RuntimeError, match="balance_steps"):
-        reg.load_state_dict(saved)
+        reg.load_state_dict(before_back_off)
 
 
 def test_auto_balance_ratio_follows_the_distance():
@@ -447,7 +466,7 @@ def test_balancing_steps_reuse_their_gradients_exactly(chembl_loaders, monkeypat
 
 def test_divergences_of_equal_predictions_are_not_negative():
     """KL and Jensen-Shannon of identical logits are zero; round-off must not make a penalty negative."""
-    from geoadapt.metrics.compare import js_logits, kl_logits
+    from geoadapt.equivariance import js_logits, kl_logits
 
     logits = torch.randn(4000, 1, generator=torch.Generator().manual_seed(0)) * 8
     for divergence in (js_logits, kl_logits):
