@@ -440,21 +440,23 @@ def test_balancing_steps_reuse_their_gradients_exactly(chembl_loaders, monkeypat
     (task + weight x penalty) instead of back-propagating the loss again, and must move the model as that
     backward pass would."""
 
+    from geoadapt.train import step
+
     def train(reuse: bool, weight_scale: float = 1.0) -> list[torch.Tensor]:
         torch.manual_seed(0)
         model = build("naive_gnn")
         reg = EquivarianceRegularizer(SO3(), model.spec, balance_every=1)  # every step balances
         trainer = Trainer(model, "regression", [reg], max_epochs=1, progress=False, seed=0)
-        balance = Trainer._balance
+        balance = step.balance
 
-        def patched(self, *args):
-            known = balance(self, *args)
+        def patched(*args):
+            known = balance(*args)
             reg.weight = reg.weight * weight_scale
             return known if reuse else None  # None: the full backward pass
 
-        monkeypatch.setattr(Trainer, "_balance", patched)
+        monkeypatch.setattr(step, "balance", patched)
         trainer.fit(chembl_loaders[0])
-        monkeypatch.setattr(Trainer, "_balance", balance)
+        monkeypatch.setattr(step, "balance", balance)
         return [p.detach().clone() for p in model.parameters()]
 
     reference, reused = train(reuse=False), train(reuse=True)
