@@ -64,8 +64,19 @@ class Regression(Task):
         """Fit the standardization on every training target (once; a resumed run restores its own)."""
         if self.normalize_targets and not self.fitted:
             spec = self._bound_spec()
-            targets = torch.cat([self.split(b)[1].reshape(-1, spec.output.dim).double() for b in loader])
+            targets = torch.cat([self._columns(self.split(b)[1], spec).double() for b in loader])
             self.scaler, self.fitted = Standardize.fit(targets, spec), True
+
+    @staticmethod
+    def _columns(targets: Tensor, spec: Spec) -> Tensor:
+        """Targets as ``(rows, spec.output.dim)``; one ``ValueError`` when they do not split into such rows."""
+        dim = spec.output.dim
+        if targets.numel() % dim:
+            raise ValueError(
+                f"targets: expected {dim} values per row for the Spec output {spec.output}, got shape "
+                f"{tuple(targets.shape)}"
+            )
+        return targets.reshape(-1, dim)
 
     def output_columns(self, inputs: AnyData, targets: Any, num_classes: int | None = None) -> int | None:
         """One column per target of multi-target graph-level data."""

@@ -122,7 +122,7 @@ class Trainer:
         self.base_model = network_of(model)
         self.history: list[dict[str, float]] = []
         self.epoch, self.global_step = 0, 0
-        self.stopping = EarlyStopping(early_stopping, patience, self.task.higher_is_better)
+        self.stopping = EarlyStopping(self.options.early_stopping, self.options.patience, self.task.higher_is_better)
         self.optimizer: torch.optim.Optimizer | None = None
         self.scheduler: Any = None
         self.error_by_angle: dict[int, float] = {}  # degrees -> error, measured for the run folder's plot
