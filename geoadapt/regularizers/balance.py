@@ -23,8 +23,9 @@ if TYPE_CHECKING:
 # The self-set weight's gradient ratio per distance (``balance_ratio="auto"``). Chosen once on the targets of
 # benchmarks/molecular_adaptation.py (BBBP for classifiers), then fixed for every target: MSE penalties take a
 # larger share than Jensen-Shannon ones, which a confident classifier can also lower by saturating its
-# probabilities, pulling it towards one class when the share is large.
-BALANCE_RATIOS = {"mse": 0.5, "relative": 0.5, "js": 0.2, "kl": 0.2}
+# probabilities, pulling it towards one class when the share is large. The classifier default, standardized
+# logits, keeps the share of the divergences it replaced (docs/promises.md).
+BALANCE_RATIOS = {"mse": 0.5, "relative": 0.5, "js": 0.2, "kl": 0.2, "logit": 0.2}
 WEIGHT_RANGE = (1e-4, 1e6)
 MAX_BACKOFF = 4  # an exact model's weight is re-checked at most 2**4 = 16x less often
 

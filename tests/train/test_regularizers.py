@@ -406,8 +406,8 @@ def test_auto_balance_ratio_follows_the_distance():
     regression, classifier = EquivarianceRegularizer(SO3(), spec), EquivarianceRegularizer(SO3(), spec)
     regression.set_task("regression")
     classifier.set_task("classification")
-    assert (regression.distance, classifier.distance) == ("mse", "js")
-    assert regression.balance_ratio > classifier.balance_ratio  # a divergence gets the smaller share
+    assert (regression.distance, classifier.distance) == ("mse", "logit")
+    assert regression.balance_ratio > classifier.balance_ratio  # a classifier's penalty gets the smaller share
     regression.balance(task_grad_norm=1.0, penalty_grad_norm=1.0)
     classifier.balance(task_grad_norm=1.0, penalty_grad_norm=1.0)
     assert regression.weight == pytest.approx(regression.balance_ratio)
