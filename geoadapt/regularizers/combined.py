@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from geoadapt.regularizers.base import RegularizerModule
 from geoadapt.regularizers.dual import LogMultiplier
 from geoadapt.regularizers.equivariance import EquivarianceRegularizer
-from geoadapt.regularizers.forecast import BoundForecast
+from geoadapt.regularizers.forecast import BoundForecast, Outlook
 
 
 def _every_step_unless_asked(term: EquivarianceRegularizer) -> EquivarianceRegularizer:
@@ -225,6 +225,11 @@ class ConstrainedEquivarianceRegularizer(RegularizerModule):
         """``E[R]`` measured on held-out data (the Trainer calls it after each epoch)."""
         self.measured.fill_(value)
         self.forecast.add(int(self.epoch), value, float(self.multiplier))
+
+    def outlook(self, epochs_left: int) -> Outlook:
+        """The forecast behind :meth:`verdict`: ``state`` (``"met"``, ``"on track"``, ``"will miss"``,
+        ``"unknown"``), the expected ``E[R]`` at the end of training and the expected ``miss``."""
+        return self.forecast.outlook(self.epsilon_final + self.slack, epochs_left)
 
     def verdict(self, epochs_left: int) -> str:
         """One line, after any epoch: whether ``E[R] <= ε (+ slack)`` holds on the last held-out measurement and,
