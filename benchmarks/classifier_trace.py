@@ -129,9 +129,11 @@ def main(argv: list[str] | None = None) -> dict:
 
     options = json.loads(args.options)
     if args.quick:
-        args.limit, args.epochs = 120, 2
+        args.target, args.limit, args.epochs = "esol", 120, 2
     parts = binary_parts(args.target, args.limit)
-    runs = {m: trace_run(parts, m, args.seed, args.epochs, options, args.pretrained, args) for m in ("plain", "regularizer")}
+    runs = {
+        m: trace_run(parts, m, args.seed, args.epochs, options, args.pretrained, args) for m in ("plain", "regularizer")
+    }
     keys = ["weight", "task_grad", "penalty_grad", "probe_task_grad", "probe_penalty_grad", "probe_task_bias_grad"]
     keys += ["probe_penalty_bias_grad", "penalty", "mean_logit"]
     keys += ["bernoulli_variance", "share", "label_share", "min_class_recall", "roc_auc"]

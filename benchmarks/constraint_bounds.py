@@ -158,8 +158,16 @@ def main(argv: list[str] | None = None) -> dict:
     text = f"Constrained regularizer, {args.epochs} epochs, {args.seeds} seeds\n\n" + table(header, body)
     text += "\n\n" + table(
         ["controller", "ε", "met", "kept (met or warned early)", "false alarms"],
-        [[s["controller"], f"{s['epsilon']:g}", f"{s['met']}/{s['runs']}", f"{s['kept']}/{s['runs']}",
-          s["false_alarms"]] for s in sums],  # fmt: skip
+        [
+            [
+                s["controller"],
+                f"{s['epsilon']:g}",
+                f"{s['met']}/{s['runs']}",
+                f"{s['kept']}/{s['runs']}",
+                s["false_alarms"],
+            ]
+            for s in sums
+        ],  # fmt: skip
     )
     print(text)
     (out_dir / f"{args.name}.md").write_text(text + "\n")

@@ -125,7 +125,9 @@ def summarize(runs: list[dict]) -> list[dict]:
         row["runs"] = len(mine)
         rows.append(row)
     for row in rows:
-        plain = next(p for p in rows if p["method"] == "plain" and all(p[k] == row[k] for k in ("set", "backbone", "classes")))
+        plain = next(
+            p for p in rows if p["method"] == "plain" and all(p[k] == row[k] for k in ("set", "backbone", "classes"))
+        )
         row.update(promise_check(row, plain))
     return rows
 
@@ -135,10 +137,20 @@ def markdown(rows: list[dict], args) -> str:
               "accuracy moved", "rel. error", "error cut", "collapsed", "promise"]  # fmt: skip
     fmt = lambda r, k: f"{r[k]:.3f} ± {r[k + '_std']:.3f}"  # noqa: E731
     body = [
-        [r["set"], r["backbone"], f"{r['classes']} logit{'s' if r['classes'] > 1 else ''}", r["method"],
-         fmt(r, "roc_auc"), fmt(r, "moved_roc_auc"), fmt(r, "accuracy"), fmt(r, "moved_accuracy"),
-         f"{r['equivariance_error']:.2e}", f"{r['error_cut']:.1f}x", f"{r['collapsed']}/{r['runs']}",
-         "-" if r["method"] == "plain" else ("kept" if r["kept"] else "BROKEN")]  # fmt: skip
+        [
+            r["set"],
+            r["backbone"],
+            f"{r['classes']} logit{'s' if r['classes'] > 1 else ''}",
+            r["method"],
+            fmt(r, "roc_auc"),
+            fmt(r, "moved_roc_auc"),
+            fmt(r, "accuracy"),
+            fmt(r, "moved_accuracy"),
+            f"{r['equivariance_error']:.2e}",
+            f"{r['error_cut']:.1f}x",
+            f"{r['collapsed']}/{r['runs']}",
+            "-" if r["method"] == "plain" else ("kept" if r["kept"] else "BROKEN"),
+        ]  # fmt: skip
         for r in rows
     ]
     return (
@@ -178,9 +190,9 @@ def main(argv: list[str] | None = None) -> dict:
             for method in args.methods.split(","):
                 runs.append(one_run(parts, setting, method, seed, args))
                 r = runs[-1]
+                auc, moved = (r["metrics"].get(k, float("nan")) for k in ("roc_auc", "moved_roc_auc"))
                 print(f"{name} {setting['backbone']} {setting['classes']} {method} seed {seed}: "
-                      f"ROC-AUC {r['metrics'].get('roc_auc', float('nan')):.3f} moved "
-                      f"{r['metrics'].get('moved_roc_auc', float('nan')):.3f} ({r['seconds']:.0f} s)", flush=True)  # fmt: skip
+                      f"ROC-AUC {auc:.3f} moved {moved:.3f} ({r['seconds']:.0f} s)", flush=True)  # fmt: skip
     rows = summarize(runs)
     text = markdown(rows, args)
     print(text)

@@ -2,7 +2,8 @@
 
 Each page is a Jinja template in ``docs/templates/results/``: prose written by hand, every number read from the
 JSON that a script in ``benchmarks/`` wrote (``results_data``, ``results_molecular``, ``results_promises``,
-``results_tables`` read it); pages written in ``docs/`` that quote results are rendered the same way (:func:`render_text`).
+``results_tables`` read it); pages written in ``docs/`` that quote results are rendered the same way
+(:func:`render_text`).
 The MkDocs hook (``docs/hooks.py``) renders them at every build; ``python docs/gen_results.py --out DIR`` writes
 them to ``DIR`` to read or diff.
 """

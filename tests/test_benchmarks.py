@@ -37,6 +37,8 @@ def _finite(value) -> bool:
         "classification_adaptation",
         "graph_classification",
         "e3nn_speed",
+        "promise_classification",
+        "constraint_bounds",
     ],
 )
 def test_quick_run(script, tmp_path, capsys):
@@ -46,6 +48,15 @@ def test_quick_run(script, tmp_path, capsys):
     assert all(_finite(row) for row in payload["rows"])
     printed = capsys.readouterr().out
     assert printed.count("\n|") >= len(payload["rows"]) + 1  # header, rule and one line per row
+
+
+def test_classifier_trace_quick_run(tmp_path, capsys):
+    payload = _load("classifier_trace").main(["--quick", "--out", str(tmp_path)])
+    saved = json.loads((tmp_path / "classifier_trace.json").read_text())
+    assert saved["runs"] == payload["runs"] and set(payload["runs"]) == {"plain", "regularizer"}
+    rows = payload["runs"]["regularizer"]
+    assert len(rows) == 2 and all(r["weight"] > 0 and 0.5 <= r["share"] <= 1 for r in rows)
+    assert all(_finite({k: v for k, v in r.items() if v is not None}) for r in rows)
 
 
 def test_molecular_adaptation_quick_run(tmp_path, capsys):

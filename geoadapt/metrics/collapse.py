@@ -101,8 +101,8 @@ class CollapseDetector:
             return None
         one_sided = share >= label + (1 - label) * self.far
         falling = one_sided and self.best_recall > 0 and recall <= self.drop * self.best_recall
-        self.one_sided_since = (self.one_sided_since if self.one_sided_since is not None else self.epoch) if one_sided else None
-        self.falling_since = (self.falling_since if self.falling_since is not None else self.epoch) if falling else None
+        self.one_sided_since = _run_start(self.one_sided_since, self.epoch, one_sided)
+        self.falling_since = _run_start(self.falling_since, self.epoch, falling)
         best = self.best_recall
         self.best_recall = max(self.best_recall, recall)
         if self.collapse is not None:
@@ -122,3 +122,10 @@ class CollapseDetector:
         for row in rows:
             self.update(row)
         return self.collapse
+
+
+def _run_start(since: int | None, epoch: int, holds: bool) -> int | None:
+    """The first epoch of the current run of epochs where a condition holds (``None`` once it breaks)."""
+    if not holds:
+        return None
+    return epoch if since is None else since

@@ -35,7 +35,9 @@ class Logits(nn.Module):
 
 def batch() -> Batch:
     generator = torch.Generator().manual_seed(1)
-    return Batch.from_data_list([Data(pos=torch.randn(5, 3, generator=generator, dtype=torch.float64)) for _ in range(8)])
+    return Batch.from_data_list(
+        [Data(pos=torch.randn(5, 3, generator=generator, dtype=torch.float64)) for _ in range(8)]
+    )
 
 
 def penalty(model: Logits, distance: str) -> torch.Tensor:
