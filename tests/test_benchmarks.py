@@ -157,3 +157,18 @@ def test_foundation_adaptation_quick_run(tmp_path, capsys):
     }
     assert (tmp_path / "foundation_adaptation.md").read_text().count("\n|") >= 7
     assert "parity_average_exact" in capsys.readouterr().out
+
+
+def test_molecular_adaptation_merge_replaces_only_the_rerun_methods(tmp_path):
+    script = _load("molecular_adaptation")
+    old = [{"method": m, "seed": s, "value": "old"} for s in (0, 1) for m in ("finetune", "augment", "regularizer")]
+    saved = {"backbones": {"scratch": {"runs": old}}}
+    (tmp_path / "molecular_adaptation_esol.json").write_text(json.dumps(saved))
+    new = [{"method": "regularizer", "seed": s, "value": "new"} for s in (0, 1)]
+    runs = script.merged(tmp_path, "esol", "scratch", new, ["regularizer"])
+    assert [(r["method"], r["seed"], r["value"]) for r in runs] == [
+        ("finetune", 0, "old"), ("augment", 0, "old"), ("regularizer", 0, "new"),
+        ("finetune", 1, "old"), ("augment", 1, "old"), ("regularizer", 1, "new"),
+    ]  # fmt: skip
+    with pytest.raises(SystemExit, match="--merge: expected"):
+        script.merged(tmp_path, "lipophilicity", "scratch", new, ["regularizer"])
