@@ -72,6 +72,7 @@ def one_run(parts, task: str, backbone: str, epsilon: float, control: str, seed:
         "first_warning": warned[0] if warned else None,
         "warned_early": bool(early) and "will NOT" in verdicts[-1],
         "verdicts": verdicts,
+        "measurements": reg.forecast.points,
         "metric": metrics.get("rmse", metrics.get("roc_auc")),
         "multiplier": float(reg.multiplier),
     }

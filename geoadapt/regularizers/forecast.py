@@ -2,7 +2,8 @@
 
 The measurements of the last ``window`` epochs are fitted by a straight line in log space; a falling trend is
 extended to the end of training, a flat or rising one is kept at the window's geometric mean (the multiplier is
-not expected to undo a trend it has not undone so far). The multiplier's own trend says why a bound is missed: a
+not expected to undo a trend it has not undone so far). A miss is forecast only when every measurement of the
+window is above the bound: a dual ascent oscillates around its target, and one epoch above it is no trend. The multiplier's own trend says why a bound is missed: a
 multiplier that keeps rising (or sits at its cap) while the error does not fall means the model cannot trade
 more task loss for invariance fast enough; a falling multiplier with held-out error above ε means the training
 batches meet the bound and held-out data does not.
@@ -54,7 +55,7 @@ class BoundForecast:
         trend = _slope([(e, math.log(m)) for e, _, m in recent])
         if last <= bound:
             return Outlook("met", last, last, 0.0, epoch, math.exp(trend))
-        if len(recent) < self.window:
+        if len(recent) < self.window or any(v <= bound for _, v, _ in recent):
             return Outlook("unknown", last, last, last - bound, epoch, math.exp(trend))
         slope = _slope([(e, math.log(v)) for e, v, _ in recent])
         level = sum(math.log(v) for _, v, _ in recent) / len(recent)
@@ -73,7 +74,7 @@ class BoundForecast:
         if o.state == "met":
             return f"{head} met so far ({at})"
         if o.state == "unknown":
-            return f"{head} not met yet ({at}); too few epochs for a trend"
+            return f"{head} not met yet ({at}); no trend yet (fewer than {self.window} epochs above it)"
         if o.state == "on track":
             return f"{head} on track ({at}, expected {o.expected:.3g} in {epochs_left} epochs)"
         multiplier = self.points[-1][2]

@@ -78,6 +78,10 @@ def test_the_forecast_says_met_on_track_or_will_miss_with_the_expected_miss():
     assert outlook.state == "will miss" and outlook.miss == pytest.approx((3e-3 * 3.1e-3 * 3.2e-3) ** (1 / 3) - 1e-3)
     line = stuck.line("bound", 1e-3, 10, cap=1e6)
     assert "will NOT be met" in line and "keeps rising" in line and "0.0021 above" in line
+    wobble = BoundForecast()  # a dual ascent oscillating around its target: no trend, no alarm
+    for epoch, value in enumerate([1.5e-3, 0.9e-3, 1.6e-3]):
+        wobble.add(epoch, value, 1000.0)
+    assert wobble.outlook(1e-3, 10).state == "unknown"
     met = BoundForecast()
     met.add(0, 5e-4, 1.0)
     assert met.outlook(1e-3, 3).state == "met"
