@@ -140,6 +140,10 @@ def run_target(args, target: str, out_dir: Path, checkpoint: Path | None) -> dic
     record = {"target": target, "task": task, "sizes": sizes, "epochs": args.epochs, "backbones": {}}
     if options:
         record["regularizer_options"] = options
+    if args.merge:  # every method rerun by a merge so far, this one's included
+        path = out_dir / f"molecular_adaptation_{target}.json"
+        before = json.loads(path.read_text()).get("merged_methods", []) if path.is_file() else []
+        record["merged_methods"] = list(dict.fromkeys(before + args.methods.split(",")))
     texts = []
     for backbone in args.backbones.split(","):
         source = str(checkpoint) if backbone == "pretrained" else None
@@ -174,6 +178,11 @@ def run_target(args, target: str, out_dir: Path, checkpoint: Path | None) -> dic
         text, checks = section(target, backbone, summary, classification, sizes, args.epochs, args.seeds)
         if options:
             text += f"\n\nregularizer options: {json.dumps(options, sort_keys=True)}"
+        if args.merge:
+            text += (
+                f"\n\nrerun with --merge: {', '.join(record['merged_methods'])} (their wall times come from another "
+                "run than the other rows': compare times within one run only)"
+            )
         print(text + "\n", flush=True)
         texts.append(text)
         record["backbones"][backbone] = {"summary": summary, "checks": checks, "runs": runs}

@@ -44,6 +44,7 @@ from geoadapt.train import Trainer  # noqa: E402
 
 TU_SETS = ("mutag", "ptc_mr")
 METHODS = {"plain": None, "default": {}, "js": {"distance": "js"}}
+HISTORY_KEYS = ("epoch", "val_predicted_majority", "val_label_majority", "val_recall", "val_roc_auc")
 
 
 def with_head(model: nn.Module, classes: int) -> nn.Module:
@@ -96,6 +97,7 @@ def one_run(parts, setting: dict, method: str, seed: int, args) -> dict:
         "seconds": seconds,
         "collapse_epoch": None if collapse is None else collapse.start,
         "collapse": None if collapse is None else collapse.message(),
+        "history": [{k: row.get(k) for k in HISTORY_KEYS} for row in trainer.history],
         "warnings": trainer.warnings,
     }
 
@@ -164,7 +166,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sets", default="bbbp,rdkit_chembl2321810,mutag,ptc_mr")
     parser.add_argument("--backbones", default="scratch,pretrained")
-    parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--methods", default="plain,default")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--tu-epochs", type=int, default=50)

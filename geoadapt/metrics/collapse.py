@@ -4,8 +4,8 @@ A collapse is a share of one predicted class far above the labels' majority *tog
 class being given up falling from what the run had reached. Either alone happens in healthy runs: early epochs
 often predict mostly the majority class before the model has learned anything (a high share, but a recall that
 rises), and a model that ranks well can still shift its threshold for an epoch. So the detector asks for both, for
-``patience`` epochs in a row, and names the epoch the collapse started. A run that predicts one class for
-``persist`` epochs in a row is reported too, whatever its recall did (it never left).
+``patience`` epochs in a row, and names the epoch the collapse started. A run that predicts one class from its
+first epoch to its last never had a recall to lose: the end-of-training check reports it.
 """
 
 from __future__ import annotations
@@ -65,30 +65,27 @@ class CollapseDetector:
 
     An epoch is *one-sided* when the predicted share is at least halfway from the labels' majority to a single
     class (``share >= label + (1 - label) * far``); it is *falling* when, besides, the recall is at most ``drop``
-    times the best recall of the earlier epochs. A collapse is ``patience`` falling epochs in a row, or ``persist``
-    one-sided epochs in a row; it started at the first of them.
+    times the best recall of the earlier epochs. A collapse is ``patience`` falling epochs in a row; it started at
+    the first of them.
 
     Args:
         prefix: the key prefix of the rows (``"val_"`` for the Trainer's validation metrics).
         far: how far towards a single class the share must be, as a fraction of the way from the labels' majority.
         drop: the recall, as a fraction of the best earlier recall, at or below which it counts as fallen.
-        patience: falling epochs in a row that make a collapse; persist: one-sided epochs in a row that do.
+        patience: falling epochs in a row that make a collapse.
     """
 
-    def __init__(
-        self, prefix: str = "val_", far: float = 0.5, drop: float = 0.5, patience: int = 2, persist: int = 5
-    ) -> None:
+    def __init__(self, prefix: str = "val_", far: float = 0.5, drop: float = 0.5, patience: int = 3) -> None:
         if not 0 < far < 1:
             raise ValueError(f"far: expected a fraction in (0, 1), got {far}")
         if not 0 < drop < 1:
             raise ValueError(f"drop: expected a fraction in (0, 1), got {drop}")
-        if patience < 1 or persist < patience:
-            raise ValueError(f"patience, persist: expected 1 <= patience <= persist, got {patience}, {persist}")
-        self.prefix, self.far, self.drop, self.patience, self.persist = prefix, far, drop, patience, persist
+        if patience < 1:
+            raise ValueError(f"patience: expected at least 1 epoch, got {patience}")
+        self.prefix, self.far, self.drop, self.patience = prefix, far, drop, patience
         self.epoch = -1
         self.best_recall = -math.inf
         self.falling_since: int | None = None
-        self.one_sided_since: int | None = None
         self.collapse: Collapse | None = None
 
     def update(self, row: Mapping[str, float]) -> Collapse | None:
@@ -101,20 +98,14 @@ class CollapseDetector:
             return None
         one_sided = share >= label + (1 - label) * self.far
         falling = one_sided and self.best_recall > 0 and recall <= self.drop * self.best_recall
-        self.one_sided_since = _run_start(self.one_sided_since, self.epoch, one_sided)
         self.falling_since = _run_start(self.falling_since, self.epoch, falling)
         best = self.best_recall
         self.best_recall = max(self.best_recall, recall)
         if self.collapse is not None:
             return None
-        start = None
-        if self.falling_since is not None and self.epoch - self.falling_since + 1 >= self.patience:
-            start = self.falling_since
-        elif self.one_sided_since is not None and self.epoch - self.one_sided_since + 1 >= self.persist:
-            start = self.one_sided_since
-        if start is None:
+        if self.falling_since is None or self.epoch - self.falling_since + 1 < self.patience:
             return None
-        self.collapse = Collapse(start, self.epoch, share, label, recall, max(best, recall))
+        self.collapse = Collapse(self.falling_since, self.epoch, share, label, recall, max(best, recall))
         return self.collapse
 
     def check(self, rows: Iterable[Mapping[str, float]]) -> Collapse | None:

@@ -94,7 +94,9 @@ class ConstrainedEquivarianceRegularizer(RegularizerModule):
     (``dual_update="step"``, the default) or once per epoch on the epoch mean (``"epoch"``), under cooper-optim's
     nuPI controller (:mod:`geoadapt.regularizers.dual`): ``log λ += dual_lr (e + dual_kp Δξ)``, ``ξ`` the error
     smoothed with ``dual_ema``. The proportional term (``dual_kp``, default 0: plain dual ascent) lowers λ as soon
-    as the violation starts to fall, before the integral overshoots. A step
+    as the violation starts to fall, before the integral overshoots. The error is clipped below at ``-dual_floor``
+    (default 0.2): λ falls at most a fifth as fast as it rises, since a multiplier that sinks while the bound holds
+    lets the model drift out of it again, late in training, where the ascent cannot catch up. A step
     in log space adapts to the size λ needs, whatever it is: a multiplier that must reach 100 gets there in
     tens of steps, not thousands, and falls as fast once the constraint holds (an additive step of fixed size
     either crawls or overshoots). Dividing by ε makes ``dual_lr`` mean the same for every tolerance. The ascent
@@ -128,6 +130,7 @@ class ConstrainedEquivarianceRegularizer(RegularizerModule):
         name: str | None = None,
         dual_kp: float = 0.0,
         dual_ema: float = 0.0,
+        dual_floor: float = 0.2,
     ) -> None:
         super().__init__()
         if not epsilon > 0:
@@ -140,6 +143,9 @@ class ConstrainedEquivarianceRegularizer(RegularizerModule):
             raise ValueError(f"initial_multiplier: expected > 0 (the ascent is in log space), got {initial_multiplier}")
         if not 0 < margin <= 1:
             raise ValueError(f"margin: expected a number in (0, 1], got {margin}")
+        if not 0 < dual_floor <= 1:
+            raise ValueError(f"dual_floor: expected a number in (0, 1], got {dual_floor}")
+        self.dual_floor = float(dual_floor)
         if homotopy is not None:
             start, epochs = homotopy
             if not (isinstance(start, (int, float)) and start > 0 and isinstance(epochs, int) and epochs >= 1):
@@ -193,7 +199,7 @@ class ConstrainedEquivarianceRegularizer(RegularizerModule):
 
     def _ascend(self, value: float) -> None:
         # The training batches are pushed below margin * ε so that the bound also holds on held-out data.
-        relative = (value - self.margin * self.epsilon - self.slack) / self.epsilon
+        relative = max((value - self.margin * self.epsilon - self.slack) / self.epsilon, -self.dual_floor)
         self.violation.fill_(value - self.epsilon - self.slack)
         if not math.isclose(self.dual.value, float(self.multiplier), rel_tol=1e-6):
             self.dual.set(float(self.multiplier))  # set from outside (a test, a warm start): the controller follows
@@ -229,7 +235,7 @@ class ConstrainedEquivarianceRegularizer(RegularizerModule):
     def outlook(self, epochs_left: int) -> Outlook:
         """The forecast behind :meth:`verdict`: ``state`` (``"met"``, ``"on track"``, ``"will miss"``,
         ``"unknown"``), the expected ``E[R]`` at the end of training and the expected ``miss``."""
-        return self.forecast.outlook(self.epsilon_final + self.slack, epochs_left)
+        return self.forecast.outlook(self.epsilon_final + self.slack, epochs_left, MULTIPLIER_RANGE[1])
 
     def verdict(self, epochs_left: int) -> str:
         """One line, after any epoch: whether ``E[R] <= ε (+ slack)`` holds on the last held-out measurement and,

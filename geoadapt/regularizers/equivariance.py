@@ -26,7 +26,7 @@ from geoadapt.equivariance import (
     make_copies,
 )
 from geoadapt.groups.base import Group
-from geoadapt.regularizers.balance import AutoWeight
+from geoadapt.regularizers.balance import ENOUGH, AutoWeight
 from geoadapt.regularizers.base import RegularizerModule
 from geoadapt.regularizers.logits import logit_spread, standardized_logit_distance
 from geoadapt.regularizers.schedules import Schedule
@@ -161,9 +161,10 @@ class EquivarianceRegularizer(RegularizerModule):
         """The penalty-to-task gradient ratio the auto weight keeps (``"auto"``: by distance, ``BALANCE_RATIOS``)."""
         return self.balancer.ratio(self.distance)
 
-    def balance(self, task_grad_norm: float, penalty_grad_norm: float) -> None:
-        """Set the auto weight from the gradient norms of the task loss and of the (unweighted) penalty."""
-        self.balancer.update(task_grad_norm, penalty_grad_norm, self.balance_ratio)
+    def balance(self, task_grad_norm: float, penalty_grad_norm: float, penalty: float | None = None) -> None:
+        """Set the auto weight from the gradient norms of the task loss and of the (unweighted) penalty; ``penalty``
+        (its value) stops the weight growing below the distance's ``ENOUGH`` level (standardized logits)."""
+        self.balancer.update(task_grad_norm, penalty_grad_norm, self.balance_ratio, penalty, ENOUGH.get(self.distance))
 
     def balances_at(self, step: int) -> bool:
         """Whether the auto weight re-sets itself at training step ``step`` (every ``balance_every`` active steps)."""

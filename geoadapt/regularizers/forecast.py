@@ -3,7 +3,9 @@
 The measurements of the last ``window`` epochs are fitted by a straight line in log space; a falling trend is
 extended to the end of training, a flat or rising one is kept at the window's geometric mean (the multiplier is
 not expected to undo a trend it has not undone so far). A miss is forecast only when every measurement of the
-window is above the bound: a dual ascent oscillates around its target, and one epoch above it is no trend. The multiplier's own trend says why a bound is missed: a
+window is above the bound (a dual ascent oscillates around its target, and one epoch above it is no trend), and
+not while the multiplier still doubles every epoch, unless it sits at its cap: until it stops, it has not shown
+what it can do. The multiplier's own trend says why a bound is missed: a
 multiplier that keeps rising (or sits at its cap) while the error does not fall means the model cannot trade
 more task loss for invariance fast enough; a falling multiplier with held-out error above ε means the training
 batches meet the bound and held-out data does not.
@@ -13,6 +15,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+
+RAMPING = 2.0  # a multiplier growing this much per epoch is still finding its level: no verdict yet
 
 
 @dataclass
@@ -46,8 +50,8 @@ class BoundForecast:
         else:
             self.points.append((epoch, value, multiplier))
 
-    def outlook(self, bound: float, epochs_left: int) -> Outlook:
-        """The forecast for ``epochs_left`` more epochs against ``bound``."""
+    def outlook(self, bound: float, epochs_left: int, cap: float = math.inf) -> Outlook:
+        """The forecast for ``epochs_left`` more epochs against ``bound`` (``cap``: the multiplier's upper bound)."""
         if not self.points:
             return Outlook("unknown", math.nan, math.nan, math.nan, -1, 1.0)
         epoch, last, _ = self.points[-1]
@@ -55,7 +59,8 @@ class BoundForecast:
         trend = _slope([(e, math.log(m)) for e, _, m in recent])
         if last <= bound:
             return Outlook("met", last, last, 0.0, epoch, math.exp(trend))
-        if len(recent) < self.window or any(v <= bound for _, v, _ in recent):
+        ramping = math.exp(trend) >= RAMPING and self.points[-1][2] < cap * 0.999
+        if len(recent) < self.window or any(v <= bound for _, v, _ in recent) or ramping:
             return Outlook("unknown", last, last, last - bound, epoch, math.exp(trend))
         slope = _slope([(e, math.log(v)) for e, v, _ in recent])
         level = sum(math.log(v) for _, v, _ in recent) / len(recent)
@@ -66,7 +71,7 @@ class BoundForecast:
 
     def line(self, name: str, bound: float, epochs_left: int, cap: float) -> str:
         """:meth:`outlook` as one line for a log (``cap``: the multiplier's upper bound, named when reached)."""
-        o = self.outlook(bound, epochs_left)
+        o = self.outlook(bound, epochs_left, cap)
         head = f"{name} E[R] <= {bound:.3g}"
         if o.state == "unknown" and math.isnan(o.measured):
             return f"{head}: no held-out measurement yet"
@@ -74,7 +79,7 @@ class BoundForecast:
         if o.state == "met":
             return f"{head} met so far ({at})"
         if o.state == "unknown":
-            return f"{head} not met yet ({at}); no trend yet (fewer than {self.window} epochs above it)"
+            return f"{head} not met yet ({at}); no verdict yet (the multiplier still rising, or a short record)"
         if o.state == "on track":
             return f"{head} on track ({at}, expected {o.expected:.3g} in {epochs_left} epochs)"
         multiplier = self.points[-1][2]

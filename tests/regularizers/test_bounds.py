@@ -68,16 +68,21 @@ def test_the_proportional_term_overshoots_less_than_plain_ascent():
 def test_the_forecast_says_met_on_track_or_will_miss_with_the_expected_miss():
     falling = BoundForecast()
     for epoch, value in enumerate([8e-3, 4e-3, 2e-3]):
-        falling.add(epoch, value, 100.0 * 2**epoch)
+        falling.add(epoch, value, 100.0 * 1.2**epoch)
     assert falling.outlook(1e-3, 5).state == "on track"  # halving every epoch: below 1e-3 in one more
     assert falling.outlook(1e-3, 0).state == "will miss"
     stuck = BoundForecast()
     for epoch, value in enumerate([3e-3, 3.1e-3, 3.2e-3]):
-        stuck.add(epoch, value, 10.0 * 5**epoch)
+        stuck.add(epoch, value, 10.0 * 1.5**epoch)
     outlook = stuck.outlook(1e-3, 10)  # not falling: expected to stay at the geometric mean of the window
     assert outlook.state == "will miss" and outlook.miss == pytest.approx((3e-3 * 3.1e-3 * 3.2e-3) ** (1 / 3) - 1e-3)
     line = stuck.line("bound", 1e-3, 10, cap=1e6)
     assert "will NOT be met" in line and "keeps rising" in line and "0.0021 above" in line
+    ramping = BoundForecast()  # the multiplier still growing 5x per epoch: it has not shown what it can do
+    for epoch, value in enumerate([3e-3, 3.1e-3, 3.2e-3]):
+        ramping.add(epoch, value, 10.0 * 5**epoch)
+    assert ramping.outlook(1e-3, 10).state == "unknown"
+    assert ramping.outlook(1e-3, 10, cap=10.0 * 5**2).state == "will miss"  # unless it sits at its cap
     wobble = BoundForecast()  # a dual ascent oscillating around its target: no trend, no alarm
     for epoch, value in enumerate([1.5e-3, 0.9e-3, 1.6e-3]):
         wobble.add(epoch, value, 1000.0)
@@ -93,7 +98,7 @@ def test_the_constrained_regularizer_gives_its_verdict_each_epoch():
     reg = ConstrainedEquivarianceRegularizer(EquivarianceRegularizer(SO3(), spec), epsilon=1e-3)
     assert "no held-out measurement" in reg.verdict(10)
     for value in (5e-3, 5e-3, 5.2e-3):
-        reg.multiplier.mul_(6.0)
+        reg.multiplier.mul_(1.5)
         reg.end_epoch([value])
         reg.record(value)
     assert "will NOT be met" in reg.verdict(10) and "above" in reg.verdict(10)
