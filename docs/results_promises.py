@@ -7,13 +7,15 @@ from results_data import J, table
 from results_molecular import pairs, within_or_better
 
 CLASSIFIER_FILES = ("promise_classification_molecules.json", "promise_classification_tu.json")
+# The TU sets measured before the self-set weight stopped at ENOUGH (and with the former Jensen-Shannon default).
+NO_FLOOR_FILE = "promise_classification_tu_no_floor.json"
 BOUND_FILES = ("constraint_bounds_1e-3.json", "constraint_bounds_1e-2.json")
 SET_NAMES = {"bbbp": "BBBP", "rdkit_chembl2321810": "ChEMBL2321810 (binary)", "mutag": "MUTAG", "ptc_mr": "PTC_MR"}
 
 
-def classifier_rows() -> list[dict]:
+def classifier_rows(files: tuple[str, ...] = CLASSIFIER_FILES) -> list[dict]:
     """Every summary row of the classifier benchmark (both files)."""
-    return [row for path in CLASSIFIER_FILES for row in J(path)["rows"]]
+    return [row for path in files for row in J(path)["rows"]]
 
 
 def classifier_runs() -> list[dict]:
@@ -25,10 +27,12 @@ def _pm(row: dict, key: str) -> str:
     return f"{row[key]:.3f} ± {row[key + '_std']:.3f}"
 
 
-def classifier_table(methods: tuple[str, ...] = ("plain", "default", "js")) -> str:
+def classifier_table(
+    methods: tuple[str, ...] = ("plain", "default", "js"), files: tuple[str, ...] = CLASSIFIER_FILES
+) -> str:
     """ROC-AUC on given and moved test data, accuracy, the error cut and the verdict of every setting."""
     rows = []
-    for r in classifier_rows():
+    for r in classifier_rows(files):
         if r["method"] not in methods:
             continue
         verdict = "-" if r["method"] == "plain" else ("kept" if r["kept"] else "**broken**")
@@ -43,9 +47,9 @@ def classifier_table(methods: tuple[str, ...] = ("plain", "default", "js")) -> s
     return table(header, rows)
 
 
-def classifier_count(method: str = "default") -> tuple[int, int]:
+def classifier_count(method: str = "default", files: tuple[str, ...] = CLASSIFIER_FILES) -> tuple[int, int]:
     """``(kept, settings)`` of ``method`` over every set, backbone and head."""
-    mine = [r for r in classifier_rows() if r["method"] == method]
+    mine = [r for r in classifier_rows(files) if r["method"] == method]
     return sum(r["kept"] for r in mine), len(mine)
 
 
@@ -127,3 +131,28 @@ def bound_rows_table() -> str:
     ]  # fmt: skip
     header = ["target", "backbone", "ε", "controller", "met", "missed, warned early", "largest miss", "task metric"]
     return table(header, rows)
+
+
+def no_floor_table() -> str:
+    """MUTAG and PTC_MR before the weight stopped at ``ENOUGH``: the default then, the former default, plain."""
+    rows = [
+        [SET_NAMES[r["set"]], "1 logit" if r["classes"] == 1 else "2 logits", r["method"], _pm(r, "roc_auc"),
+         _pm(r, "moved_roc_auc"), "-" if r["method"] == "plain" else f"{r['error_cut']:.1f}x",
+         "-" if r["method"] == "plain" else ("kept" if r["kept"] else "**broken**")]
+        for r in classifier_rows((NO_FLOOR_FILE,))
+    ]  # fmt: skip
+    return table(["set", "head", "method", "ROC-AUC given", "ROC-AUC moved", "error cut", "promise"], rows)
+
+
+def collapse_history_counts() -> dict[str, tuple[int, int]]:
+    """``{method: (runs whose validation share of one class ever passed halfway to a single class, runs)}``:
+    how often the detector's first condition alone would have fired."""
+    out: dict[str, tuple[int, int]] = {}
+    for run in classifier_runs():
+        hist = [h for h in run.get("history", []) if h.get("val_predicted_majority") is not None]
+        one_sided = any(
+            h["val_predicted_majority"] >= h["val_label_majority"] + 0.5 * (1 - h["val_label_majority"]) for h in hist
+        )
+        seen, total = out.get(run["method"], (0, 0))
+        out[run["method"]] = (seen + one_sided, total + 1)
+    return out
