@@ -64,9 +64,9 @@ def trace_run(parts, method: str, seed: int, epochs: int, options: dict, checkpo
         reg = EquivarianceRegularizer(group, model.spec, **options)
         balance = reg.balance
 
-        def recording(task_norm: float, penalty_norm: float) -> None:
+        def recording(task_norm: float, penalty_norm: float, *rest: float) -> None:
             norms.append((task_norm, penalty_norm))
-            balance(task_norm, penalty_norm)
+            balance(task_norm, penalty_norm, *rest)
 
         reg.balance = recording  # a trace only: records the norms the weight is set from
         regs = [reg]

@@ -90,3 +90,23 @@ def test_against_a_computation_by_hand():
     spread = (centred(fx) - centred(fx).mean(0)).pow(2).mean()
     by_hand = (centred(fgx) - centred(fx.repeat(2, 1))).pow(2).mean(-1).reshape(2, 6) / spread
     assert torch.allclose(got, by_hand, rtol=1e-12, atol=0)
+
+
+def test_the_self_set_weight_stops_growing_once_the_logits_change_little():
+    from geoadapt.regularizers.balance import ENOUGH
+
+    grown, held = (
+        EquivarianceRegularizer(SO3(), Spec(fields={"pos": "1o"}, output="0e"), distance="logit") for _ in "ab"
+    )
+    for reg in (grown, held):
+        reg.balance(1.0, 1.0, penalty=0.5)  # first balance: weight = ratio
+    start = grown.weight
+    grown.balance(1.0, 1e-3, penalty=10 * ENOUGH["logit"])  # far from invariant: the weight grows
+    held.balance(1.0, 1e-3, penalty=0.1 * ENOUGH["logit"])  # a tenth of the spread is reached: it does not
+    assert grown.weight > 2 * start and held.weight == pytest.approx(start)
+    held.balance(1.0, 1e3, penalty=0.1 * ENOUGH["logit"])  # but it may fall
+    assert held.weight < start
+    mse = EquivarianceRegularizer(SO3(), Spec(fields={"pos": "1o"}, output="0e"), distance="mse")
+    mse.balance(1.0, 1.0, penalty=1e-6)
+    mse.balance(1.0, 1e-3, penalty=1e-6)  # regression keeps its growing weight
+    assert mse.weight > 2 * mse.balance_ratio
