@@ -117,7 +117,7 @@ def bound_table() -> str:
          f"{t['kept']}/{t['runs']} ({t['kept'] / t['runs']:.0%})", t["false_alarms"]]
         for t in bound_totals()
     ]  # fmt: skip
-    header = ["controller (kp/ema)", "ε", "met", "missed, warned early", "kept", "false alarms"]
+    header = ["controller (kp/ema/floor)", "ε", "met", "missed, warned early", "kept", "false alarms"]
     return table(header, rows)
 
 
