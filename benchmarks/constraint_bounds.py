@@ -2,14 +2,14 @@
 that it will not hold (and by how much).
 
 Every target and backbone of benchmarks/molecular_adaptation.py (the coordinate-naive GNN pretrained on rdkit's NCI
-molecules or from scratch; ChEMBL2321810, ESOL, Lipophilicity, BBBP) plus ChEMBL2321810 made binary (a one-logit
-classifier; ``target:binary``), at ε = 1e-3 and 1e-2, each with the multiplier controllers of ``--controllers``
+molecules or from scratch; ChEMBL2321810, ESOL, Lipophilicity, BBBP; a regression set made binary is
+``target:binary``), at ε = 1e-3 and 1e-2, each with the multiplier controllers of ``--controllers``
 (``kp/ema/floor``: cooper's nuPI with that proportional gain and smoothing, the error clipped below at ``-floor``;
 ``0/0/1`` is the plain dual ascent geoadapt used before). After every epoch the regularizer's
 :meth:`~geoadapt.regularizers.ConstrainedEquivarianceRegularizer.verdict` is read; a run *keeps the guarantee*
 when the bound holds at the end, or when a "will NOT be met" verdict came before the last quarter of training,
-still stood at the end, and the bound was indeed missed. Columns: met/total at the end, warned early among the missed, false alarms (warned, then met),
-the task metric. Writes results/constraint_bounds.{json,md}.
+still stood at the end, and the bound was indeed missed. Columns: met/total at the end, warned early among the
+missed, false alarms (warned, then met), the task metric. Writes results/constraint_bounds.{json,md}.
 
 Run: ``python benchmarks/constraint_bounds.py [--controllers 0/0/1,0/0/0.2 --seeds 3 --epochs 15]``.
 """
