@@ -156,3 +156,19 @@ def collapse_history_counts() -> dict[str, tuple[int, int]]:
         seen, total = out.get(run["method"], (0, 0))
         out[run["method"]] = (seen + one_sided, total + 1)
     return out
+
+
+def trace_table(path: str, method: str = "regularizer") -> str:
+    """Per epoch of one traced run (``benchmarks/classifier_trace.py``): the self-set weight, the task's and the
+    weighted penalty's gradient norms and their components along the output bias (the logits' common shift), the
+    share of the most predicted class, the lowest class recall and ROC-AUC (validation)."""
+    fmt = lambda v, spec=".2g": "-" if v is None else f"{v:{spec}}"  # noqa: E731
+    rows = [
+        [r["epoch"], fmt(r["weight"], ".3g"), fmt(r["probe_task_grad"]), fmt(r["probe_penalty_grad"]),
+         fmt(r["probe_task_bias_grad"]), fmt(r["probe_penalty_bias_grad"]), fmt(r["share"]),
+         fmt(r["min_class_recall"]), fmt(r["roc_auc"], ".3f")]
+        for r in J(path)["runs"][method]
+    ]  # fmt: skip
+    header = ["epoch", "weight", "task grad", "penalty grad (weighted)", "task: shift", "penalty: shift",
+              "largest class share", "lowest class recall", "ROC-AUC"]  # fmt: skip
+    return table(header, rows)
