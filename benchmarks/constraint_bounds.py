@@ -117,6 +117,30 @@ def totals(rows: list[dict]) -> list[dict]:
     return out
 
 
+def markdown(rows: list[dict], sums: list[dict], args) -> str:
+    """The per-target table and the totals per controller and ε."""
+    header = ["target", "backbone", "ε", "controller", "met", "missed, warned early", "false alarms",
+              "largest miss", "task metric"]  # fmt: skip
+    body = [[r["target"], r["backbone"], f"{r['epsilon']:g}", r["controller"], f"{r['met']}/{r['runs']}",
+             f"{r['warned_early']}/{r['runs'] - r['met']}", r["false_alarms"], f"{r['largest_miss']:.1e}",
+             f"{r['metric']:.3f} ± {r['metric_std']:.3f}"] for r in rows]  # fmt: skip
+    text = f"Constrained regularizer, {args.epochs} epochs, {args.seeds} seeds\n\n" + table(header, body)
+    text += "\n\n" + table(
+        ["controller", "ε", "met", "kept (met or warned early)", "false alarms"],
+        [
+            [
+                s["controller"],
+                f"{s['epsilon']:g}",
+                f"{s['met']}/{s['runs']}",
+                f"{s['kept']}/{s['runs']}",
+                s["false_alarms"],
+            ]
+            for s in sums
+        ],  # fmt: skip
+    )
+    return text
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--targets", default=TARGETS)
@@ -152,27 +176,9 @@ def main(argv: list[str] | None = None) -> dict:
                         print(f"{target} {backbone} ε={epsilon:g} {control} seed {seed}: "
                               f"{'met' if run['met'] else 'MISS'} {run['measured']:.2e} "
                               f"warned {run['first_warning']}", flush=True)  # fmt: skip
-    rows, sums = summarize(runs), None
+    rows = summarize(runs)
     sums = totals(rows)
-    header = ["target", "backbone", "ε", "controller", "met", "missed, warned early", "false alarms",
-              "largest miss", "task metric"]  # fmt: skip
-    body = [[r["target"], r["backbone"], f"{r['epsilon']:g}", r["controller"], f"{r['met']}/{r['runs']}",
-             f"{r['warned_early']}/{r['runs'] - r['met']}", r["false_alarms"], f"{r['largest_miss']:.1e}",
-             f"{r['metric']:.3f} ± {r['metric_std']:.3f}"] for r in rows]  # fmt: skip
-    text = f"Constrained regularizer, {args.epochs} epochs, {args.seeds} seeds\n\n" + table(header, body)
-    text += "\n\n" + table(
-        ["controller", "ε", "met", "kept (met or warned early)", "false alarms"],
-        [
-            [
-                s["controller"],
-                f"{s['epsilon']:g}",
-                f"{s['met']}/{s['runs']}",
-                f"{s['kept']}/{s['runs']}",
-                s["false_alarms"],
-            ]
-            for s in sums
-        ],  # fmt: skip
-    )
+    text = markdown(rows, sums, args)
     print(text)
     (out_dir / f"{args.name}.md").write_text(text + "\n")
     settings = {k: v for k, v in vars(args).items() if k not in ("out", "quick", "checkpoint")}
