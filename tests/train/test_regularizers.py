@@ -207,7 +207,10 @@ def test_dual_ascent_follows_the_relative_violation_both_ways():
 
     spec = Spec(output="0e")
     term = EquivarianceRegularizer(SO3(), spec)
-    c = ConstrainedEquivarianceRegularizer(term, epsilon=0.1, dual_lr=0.5, initial_multiplier=1.0, margin=1.0)
+    # dual_floor=1: descent as fast as ascent (the default, 0.2, is checked below).
+    c = ConstrainedEquivarianceRegularizer(
+        term, epsilon=0.1, dual_lr=0.5, initial_multiplier=1.0, margin=1.0, dual_floor=1.0
+    )
     c.step_update([0.15])
     assert float(c.multiplier) == pytest.approx(math.exp(0.5 * 0.5))  # log-space step on (R - ε) / ε
     c.step_update([0.6])
@@ -217,6 +220,10 @@ def test_dual_ascent_follows_the_relative_violation_both_ways():
     for _ in range(100):
         c.step_update([0.0])
     assert float(c.multiplier) == pytest.approx(1e-4)  # and stays in its range
+    slow = ConstrainedEquivarianceRegularizer(term, epsilon=0.1, dual_lr=0.5, initial_multiplier=1.0, margin=1.0)
+    slow.step_update([0.6])
+    slow.step_update([0.0])
+    assert float(slow.multiplier) == pytest.approx(math.exp(0.5 - 0.5 * 0.2))  # by default it falls 5x slower
     per_epoch = ConstrainedEquivarianceRegularizer(term, epsilon=0.1, dual_lr=0.5, dual_update="epoch", margin=1.0)
     per_epoch.step_update([0.6])
     assert float(per_epoch.multiplier) == 1.0  # epoch mode ignores steps
@@ -406,8 +413,8 @@ def test_auto_balance_ratio_follows_the_distance():
     regression, classifier = EquivarianceRegularizer(SO3(), spec), EquivarianceRegularizer(SO3(), spec)
     regression.set_task("regression")
     classifier.set_task("classification")
-    assert (regression.distance, classifier.distance) == ("mse", "js")
-    assert regression.balance_ratio > classifier.balance_ratio  # a divergence gets the smaller share
+    assert (regression.distance, classifier.distance) == ("mse", "logit")
+    assert regression.balance_ratio > classifier.balance_ratio  # a classifier's penalty gets the smaller share
     regression.balance(task_grad_norm=1.0, penalty_grad_norm=1.0)
     classifier.balance(task_grad_norm=1.0, penalty_grad_norm=1.0)
     assert regression.weight == pytest.approx(regression.balance_ratio)
