@@ -42,7 +42,7 @@ def gradient_probe(trainer, reg, batches) -> dict:
     task, penalty = 0.0, 0.0
     for batch in batches:
         out = model(batch)
-        task = task + trainer.task_loss(out, batch.y) / len(batches)
+        task = task + trainer.task.loss(trainer.task.view(model), out, batch.y, batch) / len(batches)
         penalty = penalty + reg(model, batch) / len(batches)  # in eval mode: weight x penalty
     reg.train()
     out = {}

@@ -188,7 +188,16 @@ class ConstrainedEquivarianceRegularizer(RegularizerModule):
         """``ε + u``: the loss is ``λ (R - ε - u)``."""
         return [self.epsilon + self.slack_value]
 
+    def get_extra_state(self) -> dict[str, list[list[float]]]:
+        """The held-out measurements the forecast reads (plain data: a resumed run forecasts from all of them)."""
+        return {"forecast": [list(point) for point in self.forecast.points]}
+
+    def set_extra_state(self, state: dict[str, list[list[float]]]) -> None:
+        """Restore the measurements of :meth:`get_extra_state`."""
+        self.forecast.points = [(int(e), float(v), float(m)) for e, v, m in state.get("forecast", [])]
+
     def _load_from_state_dict(self, state_dict: dict, prefix: str, *args, **kwargs) -> None:
+        state_dict.setdefault(prefix + "_extra_state", {"forecast": []})  # saved before the forecast was kept
         # States saved before the controller existed keep only the multiplier: its log starts the controller.
         if prefix + "dual.log_value" not in state_dict and prefix + "multiplier" in state_dict:
             value = float(state_dict[prefix + "multiplier"])

@@ -65,9 +65,9 @@ class EquivarianceRegularizer(RegularizerModule):
             output scale), ``"kl"`` / ``"js"`` (KL / Jensen-Shannon between predictive distributions, for
             classifier logits), ``"logit"`` (the squared change of class-centred logits over their variance
             across the batch, :mod:`geoadapt.regularizers.logits`: neither saturating nor shrinking the logits
-            lowers it), or ``"auto"`` (the default): ``"logit"`` for classification and ``"mse"`` for regression
-            once the Trainer says which (an MSE on raw logits, or a divergence of probabilities, can be lowered by
-            moving predictions towards one class).
+            lowers it), or ``"auto"`` (the default): the task's ``default_distance`` once the Trainer knows the task
+            (``"logit"`` for classification, ``"mse"`` otherwise; ``"mse"`` in a loop of one's own). An MSE on raw
+            logits, or a divergence of probabilities, can be lowered by moving predictions towards one class.
         layers: feature-level terms: submodule name -> irreps of its output rows (a list of names takes
             the irreps from the submodule's ``irreps_out`` when it has one, else invariant scalars).
         output: include the output-level term (set ``False`` for features only).
@@ -169,11 +169,6 @@ class EquivarianceRegularizer(RegularizerModule):
     def balances_at(self, step: int) -> bool:
         """Whether the auto weight re-sets itself at training step ``step`` (every ``balance_every`` active steps)."""
         return self.balancer.due(step, self.every)
-
-    def set_task(self, task: str) -> None:
-        """Resolve ``distance="auto"`` for the Trainer's task (``"logit"`` for classification, else ``"mse"``)."""
-        if self.distance == "auto":
-            self.distance = "logit" if task == "classification" else "mse"
 
     # --- copies and penalty ----------------------------------------------------------------------
     def sample(

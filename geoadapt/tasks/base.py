@@ -35,8 +35,8 @@ class Task:
     Lifecycle, as the Trainer calls it: :meth:`bind` (model and Spec known), :meth:`prepare` (the training
     loader, before training: fit the scaler), :meth:`setup` (once, before the first epoch), then per step
     :meth:`split`, :meth:`view`, :meth:`loss`; per evaluation :meth:`predictor`, :meth:`metrics`,
-    :meth:`equivariance_scale`; at the end :meth:`final_checks`. :meth:`state` / :meth:`load_state` carry what
-    must survive a resume (plain data).
+    :meth:`equivariance_scale`; after each epoch :meth:`epoch_checks`; at the end :meth:`final_checks`.
+    :meth:`state` / :meth:`load_state` carry what must survive a resume (plain data).
     """
 
     name: ClassVar[str] = ""
@@ -109,6 +109,11 @@ class Task:
     def scale_description(self) -> str:
         """What relative equivariance errors are relative to, in words (plots say it)."""
         return "the outputs' spread"
+
+    def epoch_checks(self, history: Sequence[Mapping[str, float]]) -> list[str]:
+        """Warnings the moment the last epoch of ``history`` (its per-epoch rows) shows a problem (each one line,
+        said once: a check that keeps holding returns nothing on later epochs)."""
+        return []
 
     def final_checks(self, history: Sequence[Mapping[str, float]]) -> list[str]:
         """Warnings about a finished run (each one line), from its per-epoch history."""

@@ -10,7 +10,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from geoadapt.equivariance import output_rows
-from geoadapt.metrics.task import classification_metrics, predicted_class
+from geoadapt.metrics.collapse import CollapseDetector, class_statistics
+from geoadapt.metrics.task import classification_metrics
 from geoadapt.structure import AnyData
 from geoadapt.tasks.base import Pair, Task
 from geoadapt.tasks.registry import register_task
@@ -23,13 +24,15 @@ COLLAPSED_MARGIN = 0.05  # ... and this much above the labels' majority: the cla
 class Classification(Task):
     """Binary (one logit, or two) and multi-class classification of graphs or samples; labels in ``batch.y``.
 
-    Metrics: accuracy, precision, recall, F1, ROC-AUC, and the shares of the most common predicted class and label
-    (``predicted_majority``, ``label_majority``); equivariance metrics add the prediction consistency. The
-    equivariance penalty compares class probabilities (``distance="auto"`` is Jensen-Shannon).
+    Metrics: accuracy, precision, recall, F1, ROC-AUC, the shares of the most common predicted class and label
+    (``predicted_majority``, ``label_majority``) and the lowest recall over the classes (``min_class_recall``);
+    equivariance metrics add the prediction consistency. The
+    equivariance penalty compares standardized logits (``distance="auto"`` is ``"logit"``: neither saturating nor
+    shrinking the logits lowers it, :mod:`geoadapt.regularizers.logits`).
     """
 
     name = "classification"
-    default_distance = "js"
+    default_distance = "logit"
     headline_metric = "accuracy"
     higher_is_better = Task.higher_is_better | {"accuracy", "precision", "recall", "f1", "roc_auc"}
     measures_consistency = True
@@ -50,12 +53,15 @@ class Classification(Task):
         spec = self._bound_spec()
         out = torch.cat([output_rows(predictor(inputs), spec) for inputs, _ in batches])
         y = torch.cat([targets for _, targets in batches])
-        metrics = classification_metrics(out, y)
-        classes = predicted_class(out)
-        metrics["predicted_majority"] = float(torch.bincount(classes).max()) / classes.numel()
-        labels = y.reshape(-1).long()
-        metrics["label_majority"] = float(torch.bincount(labels).max()) / labels.numel()
-        return metrics
+        return {**classification_metrics(out, y), **class_statistics(out, y)}
+
+    def epoch_checks(self, history: Sequence[Mapping[str, float]]) -> list[str]:
+        """Say so the epoch a collapse to one class is detected (:class:`~geoadapt.metrics.CollapseDetector` over
+        the validation rows: a one-sided share with a falling recall, three epochs in a row)."""
+        collapse = CollapseDetector().check(history)
+        if collapse is not None and history and collapse.detected == history[-1].get("epoch", len(history) - 1):
+            return [collapse.message()]
+        return []
 
     def final_checks(self, history: Sequence[Mapping[str, float]]) -> list[str]:
         """Say so when the last validation predictions collapsed to one class."""

@@ -79,3 +79,19 @@ def measure_constraints(trainer: Trainer, val_loader: Iterable | None, row: dict
         else:
             continue
         reg.record(value)
+
+
+def epoch_warnings(trainer: Trainer, said: set[str]) -> list[str]:
+    """What the last epoch shows, each said once: the task's checks (a classifier collapsing to one class) and
+    every bound forecast to be missed (a constraint's ``outlook`` over the epochs left, where it has one).
+    ``said`` holds the constraints already warned about (updated)."""
+    messages = trainer.task.epoch_checks(trainer.history)
+    left = trainer.options.max_epochs - trainer.epoch
+    for reg in trainer.constrained:
+        name = str(getattr(reg, "name", id(reg)))
+        outlook = getattr(reg, "outlook", None)
+        if name in said or outlook is None or outlook(left).state != "will miss":
+            continue
+        said.add(name)
+        messages.append(reg.verdict(left))
+    return [f"epoch {trainer.epoch - 1}: {m}" for m in messages]

@@ -37,6 +37,8 @@ def trainer_state(trainer: Trainer) -> dict[str, Any]:
         "epoch": trainer.epoch,
         "global_step": trainer.global_step,
         "history": trainer.history,
+        "warnings": trainer.warnings,
+        "forecast_misses": sorted(trainer._forecast_misses),
         "task": trainer.task.state(),
         "best": trainer.stopping.best,
         "best_epoch": trainer.stopping.best_epoch,
@@ -60,6 +62,7 @@ def load_state(trainer: Trainer, path: Path) -> None:
         trainer.scheduler.load_state_dict(state["scheduler"])
     trainer.regularizers.load_state_dict(state["regularizers"])
     trainer.epoch, trainer.history = state["epoch"], state["history"]
+    trainer.warnings, trainer._forecast_misses = state.get("warnings", []), set(state.get("forecast_misses", []))
     # Resume states of earlier versions hold the regression standardization as "normalization".
     old = state.get("normalization")
     trainer.task.load_state(state.get("task") or {"scaler": {"kind": "standardize", "state": old} if old else None})

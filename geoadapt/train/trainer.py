@@ -137,6 +137,7 @@ class Trainer:
         self.constrained = setup.constraints_of(self.regularizers)
         self.constraints: list[dict[str, Any]] = []
         self.warnings: list[str] = []
+        self._forecast_misses: set[str] = set()  # the constraints already said to miss their bound
         self.infer_groups = groups is None and not self.components
         self.groups = setup.resolve_groups(groups, self.components)
 
@@ -213,6 +214,9 @@ class Trainer:
             row.update(reg.log())
         self.history.append(row)
         self.epoch = epoch + 1
+        for message in evaluation.epoch_warnings(self, self._forecast_misses):
+            self.warnings.append(message)
+            log.warning(message)
         return row
 
     def _stops(self, row: dict[str, float]) -> bool:

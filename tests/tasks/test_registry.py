@@ -44,9 +44,7 @@ def task_name_comparisons(path: Path, names: set[str], root: Path = ROOT) -> lis
     return found
 
 
-# EquivarianceRegularizer.set_task(name) stays for loops of their own that call it; the Trainer does not: it gives
-# each component the task's default_distance.
-KEPT = {"geoadapt/regularizers/equivariance.py"}
+KEPT: set[str] = set()  # modules allowed to compare a task's name (none)
 
 
 def test_no_module_outside_the_tasks_package_branches_on_a_task_name():

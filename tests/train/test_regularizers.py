@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from torch import nn
 from torch_geometric.data import Batch
 
 from geoadapt import Spec
@@ -20,7 +21,9 @@ from geoadapt.regularizers import (
     stacked_forward,
 )
 from geoadapt.structure import concat, to_dtype
+from geoadapt.tasks import Classification, Regression
 from geoadapt.train import Trainer
+from geoadapt.train.setup import components_of
 
 
 def test_penalty_zero_for_equivariant_models(molecules):
@@ -401,8 +404,11 @@ def test_states_saved_in_older_layouts_still_load():
     assert [t.weight for t in mixed.terms] == [2.0, 3.0] and float(mixed.log_scale[0]) == 0.5
     # The layout saved now comes back as it was.
     fresh = ConstrainedEquivarianceRegularizer(EquivarianceRegularizer(SO3(), spec))
+    constrained.record(0.25)
     fresh.load_state_dict(constrained.state_dict())
-    assert all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(), constrained.state_dict().values()))
+    pairs = list(zip(fresh.state_dict().values(), constrained.state_dict().values()))
+    assert all(torch.equal(a, b) if isinstance(a, torch.Tensor) else a == b for a, b in pairs)
+    assert fresh.forecast.points == constrained.forecast.points == [(3, 0.25, 2.0)]  # the forecast's record too
     del before_back_off["balance_steps"]
     with pytest.raises(RuntimeError, match="balance_steps"):
         reg.load_state_dict(before_back_off)
@@ -411,8 +417,8 @@ def test_states_saved_in_older_layouts_still_load():
 def test_auto_balance_ratio_follows_the_distance():
     spec = Spec(fields={"pos": "1o"}, output="0e")
     regression, classifier = EquivarianceRegularizer(SO3(), spec), EquivarianceRegularizer(SO3(), spec)
-    regression.set_task("regression")
-    classifier.set_task("classification")
+    components_of(nn.ModuleList([regression]), Regression())
+    components_of(nn.ModuleList([classifier]), Classification())
     assert (regression.distance, classifier.distance) == ("mse", "logit")
     assert regression.balance_ratio > classifier.balance_ratio  # a classifier's penalty gets the smaller share
     regression.balance(task_grad_norm=1.0, penalty_grad_norm=1.0)
