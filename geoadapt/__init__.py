@@ -1,17 +1,20 @@
 """geoadapt: adapt pretrained geometric models to new tasks without losing their symmetry."""
 
+from geoadapt._version import __version__
 from geoadapt.spec import Spec
-
-__version__ = "0.1.0"
 
 
 def __getattr__(name: str):
-    # Trainer and pretrain pull in the whole training stack: import them on first use only.
+    # Trainer and pretrain pull in the whole training stack, save and load the strategies: import them on first use.
     if name in ("Trainer", "pretrain"):
         from geoadapt import train
 
         return getattr(train, name)
+    if name in ("save", "load"):
+        from geoadapt import checkpoints
+
+        return getattr(checkpoints, name)
     raise AttributeError(f"module 'geoadapt' has no attribute {name!r}")
 
 
-__all__ = ["Spec", "Trainer", "__version__", "pretrain"]
+__all__ = ["Spec", "Trainer", "__version__", "load", "pretrain", "save"]

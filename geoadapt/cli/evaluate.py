@@ -38,7 +38,7 @@ def checkpoint_task(model):
 
 def card_from_config(config: dict[str, Any]) -> dict[str, Any]:
     """Load the model and data of ``config`` and measure the report card: the loaded model answers in target
-    units (:func:`geoadapt.models.load`), so the absolute errors are in them; relative errors divide by the task's
+    units (:func:`geoadapt.checkpoints.load`), so the absolute errors are in them; relative errors divide by the task's
     scale (for regression, the targets' spread)."""
     from geoadapt.cli.models import model_from_config
     from geoadapt.devices import resolve_device

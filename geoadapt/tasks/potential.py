@@ -107,7 +107,7 @@ class Potential(Task):
 
     def setup(self, model: nn.Module, loader: Iterable) -> None:
         """Set the per-element energy shift to the data's reference (see ``refit_shift``)."""
-        from geoadapt.adapt.base import base_model
+        from geoadapt.models.predictor import base_model
 
         base = base_model(model)
         refit = self.refit_shift if self.refit_shift is not None else isinstance(base, EnergyShift)
