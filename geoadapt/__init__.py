@@ -11,7 +11,11 @@ def __getattr__(name: str):
         from geoadapt import train
 
         return getattr(train, name)
+    if name == "predict":  # the function (geoadapt.prediction.predict): predictions in target units
+        from geoadapt.prediction import predict
+
+        return predict
     raise AttributeError(f"module 'geoadapt' has no attribute {name!r}")
 
 
-__all__ = ["Spec", "Trainer", "__version__", "pretrain"]
+__all__ = ["Spec", "Trainer", "__version__", "predict", "pretrain"]

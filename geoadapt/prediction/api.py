@@ -1,0 +1,176 @@
+"""``geoadapt.predict``: a model's predictions on new inputs, in target units, with their own equivariance errors."""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from geoadapt.groups import Group
+from geoadapt.prediction.progress import Progress
+from geoadapt.prediction.run import iter_predictions
+from geoadapt.prediction.scoring import ScoreOptions
+from geoadapt.prediction.sources import Source, open_source
+from geoadapt.prediction.table import Predictions, concat, logits_from_probabilities, task_metrics
+from geoadapt.prediction.target_units import _FROM_MODEL, TargetPredictor, resolve_predictor
+from geoadapt.prediction.writer import OutputFiles, StreamingCsv
+
+UNITS = {"smiles": "molecules", "structures": "structures", "items": "inputs"}  # what the rate counts
+
+
+@dataclass
+class Settings:
+    """How ``predict`` reads and scores (the keyword arguments of :func:`predict` besides the model and data)."""
+
+    task: str | None = None
+    normalization: Any = _FROM_MODEL
+    with_equivariance: bool = False
+    symmetrize: bool = False
+    group: Group | str | None = None
+    samples: int = 8
+    seed: int = 0
+    forces: bool = False
+    smiles_column: str | None = None
+    target_columns: Sequence[str] | None = None
+    id_column: str | None = None
+    split: str | None = None
+    limit: int | None = None
+    batch_size: int = 256
+    chunk_size: int = 1000
+    workers: int | None = None
+    device: str | torch.device | None = None
+    progress: bool = False
+
+
+def prepare(model: nn.Module, data: Any, settings: Settings) -> tuple[TargetPredictor, Source]:
+    """The predictor in target units and the rows of ``data`` (a structure file makes the task ``potential``)."""
+    source = open_source(
+        data, settings.smiles_column, settings.target_columns, settings.id_column, settings.split, settings.limit
+    )
+    task = settings.task or ("potential" if source.kind == "structures" else None)
+    target = resolve_predictor(model, task, settings.normalization)
+    if settings.forces and target.task != "potential":
+        raise ValueError(f"forces: only an energy model (task 'potential') gives forces, got task {target.task!r}")
+    if target.spec.output_level != "graph" and source.kind != "items":
+        raise ValueError(
+            f"model spec: expected graph-level outputs (one row per input), got {target.spec.output_level}"
+        )
+    return target, source
+
+
+def _chunks(target: TargetPredictor, source: Source, settings: Settings, start: int = 0):
+    options = ScoreOptions(
+        settings.group, settings.samples, settings.with_equivariance, settings.symmetrize, settings.forces
+    )
+    return iter_predictions(
+        target, source, options, settings.chunk_size, settings.batch_size, settings.workers, settings.seed,
+        settings.device, start,
+    )  # fmt: skip
+
+
+def predict(model: nn.Module, data: Any, **options: Any) -> Predictions:
+    """Predict every input of ``data`` with ``model``, in target units; inputs that cannot be featurized are listed
+    in ``.failed`` with their row and the reason, never left out silently.
+
+    Args:
+        model: a loaded checkpoint (``geoadapt.models.load``), a trained model, or any model with a ``spec``.
+        data: a CSV file of SMILES, a structure file (extxyz: energies of a potential), a dataset card name, a list
+            of SMILES or of ASE ``Atoms``, or a dataset (or list) of graphs.
+        task: ``"regression"``, ``"classification"`` or ``"potential"``; default the checkpoint's (a structure
+            file: ``"potential"``).
+        normalization: a regression model's target scaler (``{"mean", "std"}``); default ``model.normalization``;
+            ``None`` when the model answers in target units already.
+        with_equivariance: also each prediction's equivariance error under ``group`` (``samples`` transformed
+            copies, stacked with the input in one forward): relative to the targets' spread for regression with a
+            scaler, else in output units; classifiers also get the share of copies keeping the class.
+        symmetrize: also each prediction's symmetrized value (:mod:`geoadapt.prediction.symmetrized`).
+        group: a group or its name (``"so3"``); default the group the model was adapted for, else the symmetry
+            its inputs call for (SO(3) for 3D inputs).
+        samples, seed: transformed copies per input; the seed of the group elements drawn.
+        forces: potentials: also the forces ``(atoms, 3)`` in eV/Å.
+        smiles_column, target_columns, id_column: the columns of a CSV file (default ``smiles``; targets and id
+            optional). split: a dataset card's split (default every row). limit: the first ``limit`` rows only.
+        batch_size, chunk_size, workers: inputs per forward; rows per chunk; processes that featurize SMILES
+            (default every core). device: where the model runs (default where it is). progress: say it per chunk.
+
+    Returns:
+        :class:`~geoadapt.prediction.table.Predictions`: ``values`` (target units, energies, or class
+        probabilities), ``labels`` (classifiers), ``rows``, ``error``, ``symmetrized``, ``failed``, ``metrics()``.
+    """
+    settings = Settings(**options)
+    target, source = prepare(model, data, settings)
+    progress = Progress(settings.progress, unit=UNITS[source.kind])
+    parts = []
+    for rows, part in _chunks(target, source, settings):
+        parts.append(part)
+        progress.update(rows, len(part), len(part.failed))
+    progress.close()
+    if not parts:
+        raise ValueError(f"data {source.label}: expected rows to predict, got none")
+    return concat(parts)
+
+
+def predict_to_csv(
+    model: nn.Module,
+    data: Any,
+    out: str | os.PathLike,
+    forces_out: str | os.PathLike | None = None,
+    overwrite: bool = False,
+    resume: bool = False,
+    fingerprint: dict[str, Any] | None = None,
+    **options: Any,
+) -> dict[str, Any]:
+    """:func:`predict`, each chunk written to ``out`` as it comes (bounded memory, whatever the size of ``data``).
+
+    The rows that could not be featurized go to ``<out stem>.failed.csv`` (row, id, SMILES, reason); with
+    ``forces_out``, a potential's forces to that file (row, atom, fx, fy, fz). Files are written atomically per
+    chunk and renamed when the run finishes (:mod:`geoadapt.prediction.writer`); ``resume=True`` continues an
+    interrupted run after its last row written (with the same ``fingerprint``: the settings that shape the
+    output). Returns the counts (``rows`` read, ``predicted``, ``failed``), the files written and, when the data
+    has targets, ``metrics`` computed from the written file.
+    """
+    settings = Settings(**{**options, "forces": forces_out is not None or options.get("forces", False)})
+    target, source = prepare(model, data, settings)
+    files = OutputFiles.beside(out, forces_out)
+    writer = StreamingCsv(files, {"data": str(data), **(fingerprint or {})}, overwrite, resume)
+    start = writer.begin()
+    progress = Progress(settings.progress, unit=UNITS[source.kind])
+    progress.start_at(start)
+    for rows, part in _chunks(target, source, settings, start):
+        writer.append(part, rows)
+        progress.update(rows, len(part), len(part.failed))
+    progress.close()
+    counts = writer.finish()
+    written = {name: str(path) for name, path in files.named().items() if path.is_file()}
+    return {
+        **counts,
+        "task": target.task,
+        "files": written,
+        "metrics": metrics_from_csv(files.predictions, target.task),
+    }
+
+
+def metrics_from_csv(path: str | os.PathLike, task: str) -> dict[str, float]:
+    """The task metrics of a predictions file of ``geoadapt predict`` against its ``target`` columns (``{}`` without
+    them): regression from ``prediction``, classifiers from ``probability``, potentials from ``energy``."""
+    with Path(path).open(newline="") as handle:
+        reader = csv.reader(handle)
+        header = next(reader, [])
+        names = {"classification": "probability", "potential": "energy"}.get(task, "prediction")
+        outputs = [i for i, h in enumerate(header) if h == names or h.startswith(f"{names}_")]
+        targets = [i for i, h in enumerate(header) if h == "target" or h.startswith("target_")]
+        if not targets or not outputs:
+            return {}
+        values = np.array([[float(r[i]) for i in outputs + targets] for r in reader], dtype=np.float64)
+    values = values.reshape(-1, len(outputs) + len(targets))
+    predicted = torch.from_numpy(values[:, : len(outputs)])
+    if task == "classification":
+        predicted = logits_from_probabilities(predicted.numpy())
+    return task_metrics(task, predicted, torch.from_numpy(values[:, len(outputs) :]))
