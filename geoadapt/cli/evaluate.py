@@ -10,7 +10,7 @@ from typing import Any
 MEASURED_BATCHES = 4  # batches of 128 samples measured
 
 
-def _inputs(config: dict[str, Any], model, device) -> list:
+def _inputs(config: dict[str, Any], model, device, task: str) -> list:
     """The first batches of the split (inputs only, on ``device``), after a check that the model reads them."""
     from geoadapt.cli.data import dataset_card
     from geoadapt.cli.models import check_model_reads, model_label
@@ -18,7 +18,8 @@ def _inputs(config: dict[str, Any], model, device) -> list:
     from geoadapt.train.pretrain import loader_for, source_splits
 
     split, limit = config["split"], config["limit"]
-    (dataset,) = source_splits(dataset_card(config), limit, False, label=config["data"], splits=(split,))
+    card = dataset_card(config, task)
+    (dataset,) = source_splits(card, limit, False, label=config["data"], splits=(split,))
     if getattr(dataset, "dropped_line", lambda: None)():
         print(dataset.dropped_line(), file=sys.stderr if config["json"] else sys.stdout)
     batches = [b for b, _ in zip(loader_for(dataset, 128, False), range(MEASURED_BATCHES))]
@@ -32,16 +33,14 @@ def card_from_config(config: dict[str, Any]) -> dict[str, Any]:
     from geoadapt.devices import resolve_device
     from geoadapt.metrics.report_card import report_card
     from geoadapt.models.potential import Forces
+    from geoadapt.prediction import resolve_predictor
     from geoadapt.spec import Spec
-    from geoadapt.train.targets import Denormalized, target_scale
 
     device = resolve_device(config["device"])
     model = model_from_config(config).to(device).eval()
-    normalization = getattr(model, "normalization", None)
-    predictor = Denormalized(model, normalization).eval()  # errors in target units
-    inputs = _inputs(config, model, device)
-    classifier = (model.checkpoint.get("extra") or {}).get("task") == "classification"
-    scale = None if classifier or normalization is None else target_scale(normalization, model.spec)
+    target = resolve_predictor(model, config["task"])  # errors in target units, relative to the targets' spread
+    predictor, scale, classifier = target.module.eval(), target.scale, target.task == "classification"
+    inputs = _inputs(config, model, device, target.task)
     # An energy model evaluated on data with forces: its forces (node-level 1o) get their own rows.
     energy_model = model.spec.output == Spec(output="0e").output and model.spec.output_level == "graph"
     forces = Forces(model) if energy_model and all(getattr(b, "force", None) is not None for b in inputs) else None
