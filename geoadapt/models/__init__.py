@@ -4,7 +4,7 @@
 init)`` declares your own ``nn.Module`` so strategies, the Trainer, ``save`` and ``load`` accept it.
 """
 
-from geoadapt.models import cnn, e3nn_gnn, egnn, gcn, gin, naive, pointnet, schnet, sevennet  # noqa: F401  (registration)
+from geoadapt.models import cnn, e3nn_gnn, egnn, gcn, gin, naive, pointnet, portable, schnet, sevennet  # noqa: F401  (registration)
 from geoadapt.models.checkpoint import load, save
 from geoadapt.models.custom import register_class, wrap
 from geoadapt.models.registry import available, build, register

@@ -56,7 +56,15 @@ def wrap(
     module.spec, module.symmetry, module.arch = spec, symmetry, ARCH
     module.config = {"class": class_path(type(module)), "init": dict(init or {}), "symmetry": symmetry}
     register_class(type(module))  # declared by the user in this process: its checkpoints load here without trust
+    _keep_example(module)
     return module
+
+
+def _keep_example(module: nn.Module) -> None:
+    """Keep the first batch the module sees: its checkpoint's graph form is captured on it (loads without the class)."""
+    from geoadapt.models.portable import keep_example
+
+    keep_example(module)
 
 
 # Classes the user registered in this process (``register_class``): a checkpoint may name them without trust.
@@ -119,4 +127,5 @@ def rebuild(
         raise TypeError(f"builder: expected it to return a torch.nn.Module, got {type(module).__name__}")
     module.symmetry, module.arch = config.get("symmetry"), ARCH
     module.config = {**dict(config), "class": config["class"]}
+    _keep_example(module)
     return module
