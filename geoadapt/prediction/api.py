@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -139,7 +140,7 @@ def predict_to_csv(
     settings = Settings(**{**options, "forces": forces_out is not None or options.get("forces", False)})
     target, source = prepare(model, data, settings)
     files = OutputFiles.beside(out, forces_out)
-    writer = StreamingCsv(files, {"data": str(data), **(fingerprint or {})}, overwrite, resume)
+    writer = StreamingCsv(files, _settings(data, options, fingerprint), overwrite, resume)
     start = writer.begin()
     progress = Progress(settings.progress, unit=UNITS[source.kind])
     progress.start_at(start)
@@ -155,6 +156,13 @@ def predict_to_csv(
         "files": written,
         "metrics": metrics_from_csv(files.predictions, target.task),
     }
+
+
+def _settings(data: Any, options: dict[str, Any], fingerprint: dict[str, Any] | None) -> dict[str, Any]:
+    """What a resumed run must share with the interrupted one: the data, the options that shape the output and the
+    caller's ``fingerprint``, as JSON reads them back (objects by their ``repr``)."""
+    shaping = {k: v for k, v in options.items() if k not in ("workers", "progress", "device")}
+    return json.loads(json.dumps({"data": str(data), **shaping, **(fingerprint or {})}, default=repr, sort_keys=True))
 
 
 def metrics_from_csv(path: str | os.PathLike, task: str) -> dict[str, float]:

@@ -144,7 +144,7 @@ def item_rows(dataset: Iterable[Any]) -> Iterator[Row]:
     yield from _dropped_rows(dataset, kept)
 
 
-def card_source(card: dict[str, Any], split: str | None, limit: int | None, id_column: str | None) -> Source:
+def card_source(card: dict[str, Any], split: str | None, limit: int | None) -> Source:
     """The rows of a dataset card: molecule sets as SMILES rows (streamed; a ``split`` loads its graphs), other
     sets as graphs."""
     from geoadapt.data import load
@@ -152,10 +152,8 @@ def card_source(card: dict[str, Any], split: str | None, limit: int | None, id_c
 
     names = list(card.get("target_columns") or [])
     if card["kind"] == "molecules_csv" and split is None:
-        rows = csv_rows(data_root() / card["file"], card["smiles_column"], names, id_column)
-        return Source(rows, "smiles", card["name"], names, id_column is not None)
-    if id_column is not None:
-        raise ValueError(f"id_column: only used with a CSV file, got {id_column!r} for the dataset {card['name']!r}")
+        rows = csv_rows(data_root() / card["file"], card["smiles_column"], names)
+        return Source(rows, "smiles", card["name"], names)
     if card["kind"] == "rdkit" and split is None:
         from geoadapt.data.rdkit_sets import read_chembl2321810, read_nci5k
 
@@ -236,13 +234,16 @@ def _open(
         rows = csv_rows(data, smiles_column or "smiles", targets, id_column)
         return Source(rows, "smiles", Path(data).stem, targets, id_column is not None)
     if given:
-        raise ValueError(f"{given[0]}: only used with a CSV file of SMILES, got data of type {type(data).__name__}")
+        shown = repr(data) if isinstance(data, (str, os.PathLike)) else f"data of type {type(data).__name__}"
+        raise ValueError(f"{given[0]}: only used with a CSV file of SMILES, got {shown}")
     if _is_path(data):
         return Source(structure_rows(data), "structures", Path(data).stem)
+    if isinstance(data, os.PathLike) or (isinstance(data, str) and (Path(data).suffix or os.sep in data)):
+        raise FileNotFoundError(f"data {str(data)!r}: no such file (and not a dataset card name)")
     if isinstance(data, (str, dict)):
         from geoadapt.data import read_card
 
-        return card_source(read_card(data) if isinstance(data, str) else data, split, limit, id_column)
+        return card_source(read_card(data) if isinstance(data, str) else data, split, limit)
     if split is not None:
         raise ValueError(f"split: only used with a dataset card, got split={split!r}")
     if isinstance(data, (list, tuple)) and data and all(isinstance(s, str) for s in data):

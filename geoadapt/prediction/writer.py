@@ -131,9 +131,9 @@ class StreamingCsv:
         sizes["failed"] = self._append(partial(self.files.failed), _lines(failed))
         if self.files.forces is not None:
             forces = [
-                [row, atom, *map(str, f.tolist())]
+                [row, atom, *(str(v) for v in force)]
                 for row, per in zip(predictions.rows, predictions.forces or [])
-                for atom, f in enumerate(per.numpy())
+                for atom, force in enumerate(per.numpy())
             ]
             sizes["forces"] = self._append(partial(self.files.forces), _lines(forces))
         self.state.update(
@@ -145,8 +145,8 @@ class StreamingCsv:
 
     def finish(self) -> dict[str, Any]:
         """Rename every file to its name (a file of failed rows only when some failed); the run's counts."""
-        if self.state["header"] is None:  # nothing predicted: the header alone says what the columns would be
-            self.state["header"] = []
+        if self.state["header"] is None:  # no rows at all: a header of its own marks the file as predict's
+            self._append(partial(self.files.predictions), _lines([["row"]]))
         for name, path in self.files.named().items():
             if name == "failed" and self.state["failed"] == 0:
                 partial(path).unlink(missing_ok=True)
