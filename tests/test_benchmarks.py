@@ -37,6 +37,7 @@ def _finite(value) -> bool:
         "classification_adaptation",
         "graph_classification",
         "e3nn_speed",
+        "predict_throughput",
     ],
 )
 def test_quick_run(script, tmp_path, capsys):
