@@ -5,7 +5,8 @@ CSV of 10,000 rows (every row is featurized afresh: predict keeps no cache). The
 scaler, as a regression checkpoint. Each configuration runs ``geoadapt.prediction.predict_to_csv`` in a fresh
 process (so its peak resident memory is its own): ``workers`` = cores featurizing (rdkit ETKDG + MMFF conformers)
 and ``torch.set_num_threads(cores)`` for the model; chunks of 1,000 rows. Configurations are interleaved within each
-repeat; the table shows medians (min-max). Peak memory: the main process (``ru_maxrss``) and the largest worker.
+repeat; the table shows medians (min-max). Peak memory: the main process (``ru_maxrss``; also measured once the
+libraries and the model are loaded, before any row) and the largest worker.
 The same run on a quarter of the rows shows that the peak memory does not grow with the file.
 
 Run: ``python benchmarks/predict_throughput.py [--rows 10000 --repeats 3]``; writes results/predict_throughput.json
@@ -66,6 +67,7 @@ def measure(args: dict) -> dict:
 
     torch.set_num_threads(args["cores"])
     model = load(args["model"])
+    loaded_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # libraries and model, before any row
     start = time.perf_counter()
     summary = predict_to_csv(
         model, args["data"], args["out"], overwrite=True, workers=args["cores"], chunk_size=CHUNK,
@@ -74,8 +76,8 @@ def measure(args: dict) -> dict:
     seconds = time.perf_counter() - start
     main_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kilobytes
     worker_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return {"seconds": seconds, "rows": summary["rows"], "predicted": summary["predicted"],
-            "failed": summary["failed"], "main_mb": main_mb, "worker_mb": worker_mb}  # fmt: skip
+    counts = {k: summary[k] for k in ("rows", "predicted", "failed")}
+    return {"seconds": seconds, **counts, "main_mb": main_mb, "worker_mb": worker_mb, "loaded_mb": loaded_mb}
 
 
 def run_fresh(config: dict, folder: Path, data: Path, model: Path, quick: bool = False) -> dict:
@@ -125,6 +127,7 @@ def main(argv: list[str] | None = None) -> dict:
                      "failed": measured[0]["failed"], "seconds": spread([m["seconds"] for m in measured]),
                      "molecules_per_s": spread(rate),
                      "main_mb": spread([m["main_mb"] for m in measured]),
+                     "loaded_mb": spread([m["loaded_mb"] for m in measured]),
                      "worker_mb": spread([m["worker_mb"] for m in measured])})  # fmt: skip
     memory = {
         "rows": small,
