@@ -39,7 +39,7 @@ def test_regression_predictions_are_the_trainers_in_target_units(regressor):
         assert torch.allclose(value, expected[row], atol=1e-5), row
     raw = regressor.model(next(iter(regressor.loader())))  # the network alone answers standardized values
     assert not torch.allclose(raw[0], expected[0], atol=1e-2)
-    evaluated = regressor.trainer.task_metrics(regressor.loader())
+    evaluated = regressor.trainer.evaluate(regressor.loader())
     same_metrics(predictions.metrics(), evaluated, ("rmse", "mae", "r2"))
     assert predictions.metrics()["rows"] == len(regressor.data)
 
@@ -51,7 +51,7 @@ def test_classifier_predictions_are_probabilities_and_the_trainers_labels(classi
     assert predictions.task == "classification"
     assert torch.allclose(predictions.values, torch.sigmoid(logits), atol=1e-6)
     assert torch.equal(predictions.labels, predicted_class(logits))
-    same_metrics(predictions.metrics(), classifier.trainer.task_metrics(classifier.loader()), ("accuracy", "f1"))
+    same_metrics(predictions.metrics(), classifier.trainer.evaluate(classifier.loader()), ("accuracy", "f1", "roc_auc"))
 
 
 def test_smiles_of_a_csv_predict_as_their_graphs_and_failures_are_listed(regressor, tmp_path):
@@ -68,7 +68,7 @@ def test_smiles_of_a_csv_predict_as_their_graphs_and_failures_are_listed(regress
     assert failed == [(n, "C1CC", "parse", "extra"), (n + 1, "", "empty", "extra")]
     assert torch.isnan(from_csv.targets[-1]).all()  # a row without a target is predicted, then left out of metrics
     assert from_csv.metrics()["rows"] == n
-    same_metrics(from_csv.metrics(), regressor.trainer.task_metrics(regressor.loader()), ("rmse", "mae"))
+    same_metrics(from_csv.metrics(), regressor.trainer.evaluate(regressor.loader()), ("rmse", "mae"))
 
 
 def test_the_file_written_gives_the_trainers_metrics(regressor, classifier, tmp_path):
@@ -78,7 +78,7 @@ def test_the_file_written_gives_the_trainers_metrics(regressor, classifier, tmp_
         summary = predict_to_csv(fitted.model, path, out, target_columns=["target"], chunk_size=16)
         assert summary["predicted"] == len(fitted.data) and summary["failed"] == 0
         names = ("rmse", "mae", "r2") if fitted.trainer.task == "regression" else ("accuracy", "roc_auc", "f1")
-        same_metrics(metrics_from_csv(out, fitted.trainer.task), fitted.trainer.task_metrics(fitted.loader()), names)
+        same_metrics(metrics_from_csv(out, fitted.trainer.task), fitted.trainer.evaluate(fitted.loader()), names)
         assert summary["metrics"] == metrics_from_csv(out, fitted.trainer.task)
         header = next(csv.reader(out.open()))
         expected = ["prediction"] if fitted.trainer.task == "regression" else ["probability", "label"]
