@@ -66,8 +66,9 @@ class ChunkPredictor:
     def prepare(self, batch: AnyData) -> AnyData:
         """``batch`` on the model's device and in its floating dtype."""
         dtype = next((p.dtype for p in self.target.model.parameters() if p.is_floating_point()), None)
-        floating = batch.pos if is_graph(batch) and batch.get("pos") is not None else batch
-        if dtype is not None and isinstance(floating, torch.Tensor) and floating.dtype != dtype:
+        fields = [batch.get(k) for k in ("pos", "x")] if is_graph(batch) else [batch]
+        floating = next((t for t in fields if isinstance(t, torch.Tensor) and t.is_floating_point()), None)
+        if dtype is not None and floating is not None and floating.dtype != dtype:
             batch = to_dtype(batch, dtype)
         return to_device(batch, self.device)
 
