@@ -59,7 +59,7 @@ def prepare(model: nn.Module, data: Any, settings: Settings) -> tuple[TargetPred
     target = resolve_predictor(model, task, settings.normalization)
     if settings.forces and target.task != "potential":
         raise ValueError(f"forces: only an energy model (task 'potential') gives forces, got task {target.task!r}")
-    if target.spec.output_level != "graph" and source.kind != "items":
+    if target.spec.output_level != "graph":
         raise ValueError(
             f"model spec: expected graph-level outputs (one row per input), got {target.spec.output_level}"
         )
@@ -76,7 +76,38 @@ def _chunks(target: TargetPredictor, source: Source, settings: Settings, start: 
     )  # fmt: skip
 
 
-def predict(model: nn.Module, data: Any, **options: Any) -> Predictions:
+def settings_of(options: dict[str, Any]) -> Settings:
+    """:class:`Settings` from keyword arguments; a ``TypeError`` names one that is not a setting."""
+    known = Settings.__dataclass_fields__
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise TypeError(f"predict: expected keyword arguments among {sorted(known)}, got {unknown[0]!r}")
+    return Settings(**options)
+
+
+def predict(
+    model: nn.Module,
+    data: Any,
+    *,
+    task: str | None = None,
+    normalization: Any = _FROM_MODEL,
+    with_equivariance: bool = False,
+    symmetrize: bool = False,
+    group: Group | str | None = None,
+    samples: int = 8,
+    seed: int = 0,
+    forces: bool = False,
+    smiles_column: str | None = None,
+    target_columns: Sequence[str] | None = None,
+    id_column: str | None = None,
+    split: str | None = None,
+    limit: int | None = None,
+    batch_size: int = 256,
+    chunk_size: int = 1000,
+    workers: int | None = None,
+    device: str | torch.device | None = None,
+    progress: bool = False,
+) -> Predictions:
     """Predict every input of ``data`` with ``model``, in target units; inputs that cannot be featurized are listed
     in ``.failed`` with their row and the reason, never left out silently.
 
@@ -105,14 +136,14 @@ def predict(model: nn.Module, data: Any, **options: Any) -> Predictions:
         :class:`~geoadapt.prediction.table.Predictions`: ``values`` (target units, energies, or class
         probabilities), ``labels`` (classifiers), ``rows``, ``error``, ``symmetrized``, ``failed``, ``metrics()``.
     """
-    settings = Settings(**options)
+    settings = Settings(**{k: v for k, v in locals().items() if k not in ("model", "data")})
     target, source = prepare(model, data, settings)
-    progress = Progress(settings.progress, unit=UNITS[source.kind])
+    meter = Progress(settings.progress, unit=UNITS[source.kind])
     parts = []
     for rows, part in _chunks(target, source, settings):
         parts.append(part)
-        progress.update(rows, len(part), len(part.failed))
-    progress.close()
+        meter.update(rows, len(part), len(part.failed))
+    meter.close()
     if not parts:
         raise ValueError(f"data {source.label}: expected rows to predict, got none")
     return concat(parts)
@@ -134,20 +165,21 @@ def predict_to_csv(
     ``forces_out``, a potential's forces to that file (row, atom, fx, fy, fz). Files are written atomically per
     chunk and renamed when the run finishes (:mod:`geoadapt.prediction.writer`); ``resume=True`` continues an
     interrupted run after its last row written (with the same ``fingerprint``: the settings that shape the
-    output). Returns the counts (``rows`` read, ``predicted``, ``failed``), the files written and, when the data
-    has targets, ``metrics`` computed from the written file.
+    output). ``options``: the keyword arguments of :func:`predict`. Returns the counts (``rows`` read,
+    ``predicted``, ``failed``), the files written and, when the data has targets, ``metrics`` computed from the
+    written file.
     """
-    settings = Settings(**{**options, "forces": forces_out is not None or options.get("forces", False)})
+    settings = settings_of({**options, "forces": forces_out is not None or options.get("forces", False)})
     target, source = prepare(model, data, settings)
     files = OutputFiles.beside(out, forces_out)
     writer = StreamingCsv(files, _settings(data, options, fingerprint), overwrite, resume)
     start = writer.begin()
-    progress = Progress(settings.progress, unit=UNITS[source.kind])
-    progress.start_at(start)
+    meter = Progress(settings.progress, unit=UNITS[source.kind])
+    meter.start_at(start)
     for rows, part in _chunks(target, source, settings, start):
         writer.append(part, rows)
-        progress.update(rows, len(part), len(part.failed))
-    progress.close()
+        meter.update(rows, len(part), len(part.failed))
+    meter.close()
     counts = writer.finish()
     written = {name: str(path) for name, path in files.named().items() if path.is_file()}
     return {
