@@ -52,10 +52,10 @@ def write_model(path: Path) -> None:
     """A naive_gnn regression checkpoint with a target scaler (seeded weights: what it predicts does not matter)."""
     import torch
 
-    from geoadapt.models import build, save
+    from geoadapt.models import Standardize, build, save
 
     torch.manual_seed(0)
-    save(build("naive_gnn"), path, normalization={"mean": [0.0], "std": [1.0]}, extra={"task": "regression"})
+    save(build("naive_gnn"), path, target_scaler=Standardize([0.0], [1.0]), extra={"task": "regression"})
 
 
 def measure(args: dict) -> dict:

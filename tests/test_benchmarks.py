@@ -38,6 +38,8 @@ def _finite(value) -> bool:
         "graph_classification",
         "e3nn_speed",
         "predict_throughput",
+        "promise_classification",
+        "constraint_bounds",
     ],
 )
 def test_quick_run(script, tmp_path, capsys):
@@ -47,6 +49,15 @@ def test_quick_run(script, tmp_path, capsys):
     assert all(_finite(row) for row in payload["rows"])
     printed = capsys.readouterr().out
     assert printed.count("\n|") >= len(payload["rows"]) + 1  # header, rule and one line per row
+
+
+def test_classifier_trace_quick_run(tmp_path, capsys):
+    payload = _load("classifier_trace").main(["--quick", "--out", str(tmp_path)])
+    saved = json.loads((tmp_path / "classifier_trace.json").read_text())
+    assert saved["runs"] == payload["runs"] and set(payload["runs"]) == {"plain", "regularizer"}
+    rows = payload["runs"]["regularizer"]
+    assert len(rows) == 2 and all(r["weight"] > 0 and 0.5 <= r["share"] <= 1 for r in rows)
+    assert all(_finite({k: v for k, v in r.items() if v is not None}) for r in rows)
 
 
 def test_molecular_adaptation_quick_run(tmp_path, capsys):
@@ -147,3 +158,18 @@ def test_foundation_adaptation_quick_run(tmp_path, capsys):
     }
     assert (tmp_path / "foundation_adaptation.md").read_text().count("\n|") >= 7
     assert "parity_average_exact" in capsys.readouterr().out
+
+
+def test_molecular_adaptation_merge_replaces_only_the_rerun_methods(tmp_path):
+    script = _load("molecular_adaptation")
+    old = [{"method": m, "seed": s, "value": "old"} for s in (0, 1) for m in ("finetune", "augment", "regularizer")]
+    saved = {"backbones": {"scratch": {"runs": old}}}
+    (tmp_path / "molecular_adaptation_esol.json").write_text(json.dumps(saved))
+    new = [{"method": "regularizer", "seed": s, "value": "new"} for s in (0, 1)]
+    runs = script.merged(tmp_path, "esol", "scratch", new, ["regularizer"])
+    assert [(r["method"], r["seed"], r["value"]) for r in runs] == [
+        ("finetune", 0, "old"), ("augment", 0, "old"), ("regularizer", 0, "new"),
+        ("finetune", 1, "old"), ("augment", 1, "old"), ("regularizer", 1, "new"),
+    ]  # fmt: skip
+    with pytest.raises(SystemExit, match="--merge: expected"):
+        script.merged(tmp_path, "lipophilicity", "scratch", new, ["regularizer"])

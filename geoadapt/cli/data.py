@@ -1,4 +1,5 @@
-"""The data of a command: the dataset card of ``data=`` (a card name or a CSV), its splits, potential data."""
+"""The data of a command: its task, the dataset card of ``data=`` (a card name or a CSV), its splits, and the
+labelled structures of a task that reads them (``task=potential``)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import csv
 from pathlib import Path
 from typing import Any
 
-from geoadapt.cli.keys import CSV_KEYS, TASKS
+from geoadapt.cli.keys import CSV_KEYS
 from geoadapt.errors import ConfigError
 
 POTENTIAL_EVAL_BATCH_SIZE = 64  # validation of potentials: the forces take a backward pass per batch
@@ -31,7 +32,9 @@ def dataset_card(config: dict[str, Any], model_task: str | None = None) -> dict[
             )
         task = config.get("task") or model_task
         if task is None:
-            raise ConfigError(f"task: expected one of {list(TASKS)} for the CSV file {data}, got none")
+            from geoadapt.tasks import task_names
+
+            raise ConfigError(f"task: expected one of {list(task_names())} for the CSV file {data}, got none")
         return csv_card(path, config.get("smiles_column") or "smiles", config["target_columns"], task)
     given = [k for k in CSV_KEYS if config.get(k) is not None]
     if given:
@@ -39,6 +42,18 @@ def dataset_card(config: dict[str, Any], model_task: str | None = None) -> dict[
             f"{given[0]}: only used with data=<file.csv>, got the dataset card {data!r} (its card sets it)"
         )
     return read_card(data)
+
+
+def task_and_card(config: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """The task of ``task=`` (else the card's) with ``task_options``, and the dataset card of ``data=`` (for a task
+    that reads labelled structures, a card naming only the task)."""
+    from geoadapt.tasks import TASKS, make_task
+
+    name = config.get("task")
+    if name is not None and TASKS[name].data_kind != "cards":
+        return make_task(name, config.get("task_options")), {"task": name}
+    card = dataset_card(config)
+    return make_task(name or card["task"], config.get("task_options")), card
 
 
 def _csv_header(path: Path) -> list[str]:
@@ -62,15 +77,18 @@ def training_splits(card: dict[str, Any], config: dict[str, Any]) -> tuple[Any, 
     return train, val, dropped
 
 
-def training_loaders(config: dict[str, Any], card: dict[str, Any]) -> tuple[Any, Any, dict[str, Any] | None]:
-    """Train and validation loaders of ``adapt`` (``task=potential``: :func:`potential_split` of its data) and
-    the counts of rows dropped when loading."""
+def training_loaders(config: dict[str, Any], card: dict[str, Any], task: Any) -> tuple[Any, Any, dict[str, Any] | None]:
+    """Train and validation loaders of ``adapt`` (a task that reads labelled structures: :func:`potential_split` of
+    them) and the counts of rows dropped when loading."""
+    from torch_geometric.loader import DataLoader
+
     from geoadapt import defaults
     from geoadapt.train.pretrain import loader_for
 
-    if config["task"] == "potential":
+    if task.data_kind == "structures":
         train, val = potential_split(potential_dataset(config), config["seed"])
-        return loader_for(train, config["batch_size"], True), loader_for(val, POTENTIAL_EVAL_BATCH_SIZE, False), None
+        # Loaders over the datasets themselves: the task's set-up reads their isolated-atom energies (e0s).
+        return DataLoader(train, config["batch_size"], shuffle=True), DataLoader(val, POTENTIAL_EVAL_BATCH_SIZE), None
     train, val, dropped = training_splits(card, config)
     return loader_for(train, config["batch_size"], True), loader_for(val, defaults.EVAL_BATCH_SIZE, False), dropped
 
@@ -90,8 +108,9 @@ def potential_dataset(config: dict[str, Any]):
     raise ConfigError(f"data: expected {POTENTIAL_DATA} with task=potential, got {data!r}")
 
 
-def potential_split(dataset, seed: int = 0, val_fraction: float = 0.2) -> tuple[list, list]:
-    """Training and validation graphs: whole molecules (``mol_id``) on one side when the set has several."""
+def potential_split(dataset, seed: int = 0, val_fraction: float = 0.2) -> tuple[Any, Any]:
+    """Training and validation parts of a :class:`~geoadapt.data.potentials.PotentialDataset` (with its ``e0s``):
+    whole molecules (``mol_id``) on one side when the set has several."""
     import torch
 
     graphs = list(dataset.graphs)
@@ -99,9 +118,9 @@ def potential_split(dataset, seed: int = 0, val_fraction: float = 0.2) -> tuple[
     keys = sorted(set(groups))
     order = torch.randperm(len(keys), generator=torch.Generator().manual_seed(seed)).tolist()
     held = {keys[i] for i in order[: max(1, round(val_fraction * len(keys)))]}
-    train = [g for g, k in zip(graphs, groups) if k not in held]
-    val = [g for g, k in zip(graphs, groups) if k in held]
+    train = [i for i, k in enumerate(groups) if k not in held]
+    val = [i for i, k in enumerate(groups) if k in held]
     if not train or not val:
         name = getattr(dataset, "name", type(dataset).__name__)
         raise ConfigError(f"data {name}: expected graphs for training and validation, got {len(graphs)}")
-    return train, val
+    return dataset[train], dataset[val]

@@ -33,7 +33,7 @@ def _run_keys() -> list[Key]:
     return [
         Key("overwrite", False, "replace an existing run folder (only one geoadapt made)"),
         Key("resume", False, "continue the interrupted run kept in `<out>.partial` (same settings)"),
-        Key("progress", True, "show progress bars"),
+        Key("progress", True, "a progress bar on a terminal, one line per epoch in a log (`2>run.log`); `false`: none"),
         Key("device", "auto", "`auto` (CUDA when available), `cpu`, `cuda` or `cuda:N`"),
         Key("precision", "32", "`32`, `bf16` or `fp16` (CUDA only): autocast for the training forward"),
     ]
@@ -96,9 +96,18 @@ ADAPT_KEYS = [
     Key("early_stopping", None, "a validation metric to stop on, e.g. `rmse` or `accuracy` (best weights kept)"),
     Key("patience", 10, "epochs without improvement before early stopping"),
     *_csv_keys(),
-    Key("task", None, "with `data=<file.csv>`: `regression` or `classification`; or `potential` (energies, forces)"),
-    Key("energy_weight", 1.0, "`task=potential`: loss weight of the energies per atom"),
-    Key("force_weight", 1.0, "`task=potential`: loss weight of the forces"),
+    Key(
+        "task",
+        None,
+        "a registered task (`geoadapt.tasks`): with `data=<file.csv>` `regression` or `classification`; `potential` "
+        "(energies, forces, stresses)",
+    ),
+    Key(
+        "task_options",
+        {},
+        "options of the task, e.g. `{force_weight: 10, stress_weight: 1}` for `task=potential` "
+        "(`energy_weight`, `force_weight`, `stress_weight`, `refit_shift`) or `{keep_normalization: true}`",
+    ),
     Key("trust_code", False, TRUST_HELP),
     *_run_keys(),
 ]
@@ -129,7 +138,7 @@ PREDICT_KEYS = [
     Key("limit", None, "the first N rows only"),
     Key("with_equivariance", False, "each prediction's own equivariance error under `group` (`samples` copies)"),
     Key("symmetrize", False, "each prediction's symmetrized value (rotations: frame or parity average, exact)"),
-    Key("group", None, "the group of the errors, e.g. `so3` (default: the model's adaptation group, else SO(3) for 3D)"),
+    Key("group", None, "the group of the errors, e.g. `so3` (default: the model's adaptation group; 3D inputs: SO(3))"),
     Key("samples", 8, "transformed copies per input"),
     Key("seed", defaults.SEED, "seed of the group elements drawn"),
     Key("forces", None, "with a potential: a CSV file to write the forces to (row, atom, fx, fy, fz in eV/Å)"),
@@ -180,7 +189,6 @@ HELP = {
     "this unpickles (runs) the file: only for a file you trust, with trust_code=true",
 }
 WHOLE_NUMBERS = ("epochs", "batch_size", "limit", "samples", "patience", "chunk_size", "workers")  # each >= 1 when set
-TASKS = ("regression", "classification", "potential")
 CSV_KEYS = ("smiles_column", "target_columns", "task")  # only with data=<file.csv>
 
 

@@ -9,11 +9,18 @@ from typing import Any
 NOT_IN_FINGERPRINT = ("resume", "overwrite", "progress", "workers", "device", "trust_code")
 
 
+SHOWN_METRICS = 3  # metrics said in the last line (the task's headline metric first)
+
+
 def _headline(metrics: dict[str, float], task: str) -> str:
+    from geoadapt.tasks import TASKS
+
     if not metrics:
         return ""
-    names = ("accuracy", "roc_auc") if task == "classification" else ("rmse", "mae", "r2")
-    shown = ", ".join(f"{n} {metrics[n]:.4g}" for n in names if n in metrics)
+    first = getattr(TASKS.get(task), "headline_metric", None)
+    names = [first] if first in metrics else []
+    names += [n for n in metrics if n not in (first, "rows")][: SHOWN_METRICS - len(names)]
+    shown = ", ".join(f"{n} {metrics[n]:.4g}" for n in names)
     return f"; against the targets ({metrics['rows']} rows): {shown}"
 
 

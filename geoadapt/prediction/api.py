@@ -19,9 +19,10 @@ from geoadapt.prediction.progress import Progress
 from geoadapt.prediction.run import iter_predictions
 from geoadapt.prediction.scoring import ScoreOptions
 from geoadapt.prediction.sources import Source, open_source
-from geoadapt.prediction.table import Predictions, concat, logits_from_probabilities, task_metrics
-from geoadapt.prediction.target_units import _FROM_MODEL, TargetPredictor, resolve_predictor
+from geoadapt.prediction.table import Predictions, concat, task_metrics
+from geoadapt.prediction.target_units import TargetPredictor, resolve_predictor
 from geoadapt.prediction.writer import OutputFiles, StreamingCsv
+from geoadapt.tasks import Task
 
 UNITS = {"smiles": "molecules", "structures": "structures", "items": "inputs"}  # what the rate counts
 
@@ -30,8 +31,7 @@ UNITS = {"smiles": "molecules", "structures": "structures", "items": "inputs"}  
 class Settings:
     """How ``predict`` reads and scores (the keyword arguments of :func:`predict` besides the model and data)."""
 
-    task: str | None = None
-    normalization: Any = _FROM_MODEL
+    task: Task | str | None = None
     with_equivariance: bool = False
     symmetrize: bool = False
     group: Group | str | None = None
@@ -56,9 +56,9 @@ def prepare(model: nn.Module, data: Any, settings: Settings) -> tuple[TargetPred
         data, settings.smiles_column, settings.target_columns, settings.id_column, settings.split, settings.limit
     )
     task = settings.task or ("potential" if source.kind == "structures" else None)
-    target = resolve_predictor(model, task, settings.normalization)
-    if settings.forces and target.task != "potential":
-        raise ValueError(f"forces: only an energy model (task 'potential') gives forces, got task {target.task!r}")
+    target = resolve_predictor(model, task)
+    if settings.forces and not target.task.gives_forces:
+        raise ValueError(f"forces: only an energy model (task 'potential') gives forces, got task {target.task.name!r}")
     if target.spec.output_level != "graph":
         raise ValueError(
             f"model spec: expected graph-level outputs (one row per input), got {target.spec.output_level}"
@@ -89,8 +89,7 @@ def predict(
     model: nn.Module,
     data: Any,
     *,
-    task: str | None = None,
-    normalization: Any = _FROM_MODEL,
+    task: Task | str | None = None,
     with_equivariance: bool = False,
     symmetrize: bool = False,
     group: Group | str | None = None,
@@ -115,10 +114,10 @@ def predict(
         model: a loaded checkpoint (``geoadapt.models.load``), a trained model, or any model with a ``spec``.
         data: a CSV file of SMILES, a structure file (extxyz: energies of a potential), a dataset card name, a list
             of SMILES or of ASE ``Atoms``, or a dataset (or list) of graphs.
-        task: ``"regression"``, ``"classification"`` or ``"potential"``; default the checkpoint's (a structure
-            file: ``"potential"``).
-        normalization: a regression model's target scaler (``{"mean", "std"}``); default ``model.normalization``;
-            ``None`` when the model answers in target units already.
+        task: a registered task name (``"regression"``, ``"classification"``, ``"potential"``) or a
+            :class:`~geoadapt.tasks.Task`; default the checkpoint's (a structure file: ``"potential"``). A regression
+            model answers in target units through its target scaler (a loaded checkpoint's, or the one the Trainer
+            recorded on the network), as ``Trainer.predictor()`` does.
         with_equivariance: also each prediction's equivariance error under ``group`` (``samples`` transformed
             copies, stacked with the input in one forward): relative to the targets' spread for regression with a
             scaler, else in output units; classifiers also get the share of copies keeping the class.
@@ -184,7 +183,7 @@ def predict_to_csv(
     written = {name: str(path) for name, path in files.named().items() if path.is_file()}
     return {
         **counts,
-        "task": target.task,
+        "task": target.task.name,
         "files": written,
         "metrics": metrics_from_csv(files.predictions, target.task),
     }
@@ -197,20 +196,20 @@ def _settings(data: Any, options: dict[str, Any], fingerprint: dict[str, Any] | 
     return json.loads(json.dumps({"data": str(data), **shaping, **(fingerprint or {})}, default=repr, sort_keys=True))
 
 
-def metrics_from_csv(path: str | os.PathLike, task: str) -> dict[str, float]:
+def metrics_from_csv(path: str | os.PathLike, task: Task) -> dict[str, float]:
     """The task metrics of a predictions file of ``geoadapt predict`` against its ``target`` columns (``{}`` without
-    them): regression from ``prediction``, classifiers from ``probability``, potentials from ``energy``."""
+    them), from its prediction columns (``task.prediction_column``: ``prediction``, ``probability``, ``energy``)
+    turned back into outputs (:meth:`~geoadapt.tasks.Task.outputs_from_values`). ``task``: the task that wrote it."""
     with Path(path).open(newline="") as handle:
         reader = csv.reader(handle)
         header = next(reader, [])
-        names = {"classification": "probability", "potential": "energy"}.get(task, "prediction")
-        outputs = [i for i, h in enumerate(header) if h == names or h.startswith(f"{names}_")]
+        name = task.prediction_column
+        outputs = [i for i, h in enumerate(header) if h == name or h.startswith(f"{name}_")]
         targets = [i for i, h in enumerate(header) if h == "target" or h.startswith("target_")]
         if not targets or not outputs:
             return {}
         values = np.array([[float(r[i]) for i in outputs + targets] for r in reader], dtype=np.float64)
     values = values.reshape(-1, len(outputs) + len(targets))
-    predicted = torch.from_numpy(values[:, : len(outputs)])
-    if task == "classification":
-        predicted = logits_from_probabilities(predicted.numpy())
+    with np.errstate(divide="ignore"):
+        predicted = task.outputs_from_values(torch.from_numpy(values[:, : len(outputs)]))
     return task_metrics(task, predicted, torch.from_numpy(values[:, len(outputs) :]))

@@ -31,10 +31,10 @@ SEED_STRIDE = 1_000_003  # the copies of a chunk come from seed * stride + its f
 
 def declared_group(model: nn.Module, batch: AnyData) -> Group:
     """The group a model's predictions are checked under when none is named: the group its adaptation recorded
-    (the last strategy step that names one), else the symmetry its inputs call for (:func:`~geoadapt.train.trainer.
+    (the last strategy step that names one), else the symmetry its inputs call for (:func:`~geoadapt.train.evaluation.
     default_group`: rotations SO(3) for 3D inputs, node permutations for graphs without positions, C4 for images)."""
     from geoadapt.groups.records import group_from_record
-    from geoadapt.train.trainer import default_group
+    from geoadapt.train.evaluation import default_group
 
     for step in reversed(getattr(model, "adaptations", None) or []):
         if step.get("group") is not None:
@@ -65,7 +65,7 @@ class ChunkPredictor:
 
     def prepare(self, batch: AnyData) -> AnyData:
         """``batch`` on the model's device and in its floating dtype."""
-        dtype = next((p.dtype for p in self.target.model.parameters() if p.is_floating_point()), None)
+        dtype = next((p.dtype for p in self.target.network.parameters() if p.is_floating_point()), None)
         fields = [batch.get(k) for k in ("pos", "x")] if is_graph(batch) else [batch]
         floating = next((t for t in fields if isinstance(t, torch.Tensor) and t.is_floating_point()), None)
         if dtype is not None and floating is not None and floating.dtype != dtype:
@@ -75,7 +75,7 @@ class ChunkPredictor:
     def _resolve_group(self, batch: AnyData) -> None:
         """Fix the group (and the exact symmetrization it calls for) on the first batch, when none was named."""
         if self.options.group is None:
-            self.options.group = declared_group(self.target.model, batch)
+            self.options.group = declared_group(self.target.network, batch)
         if self.options.symmetrize and self.symmetrized_by is None:
             self.symmetrizer, self.symmetrized_by = symmetrizer(
                 self.target.module, self.options.group, self.target.spec
@@ -114,7 +114,7 @@ class ChunkPredictor:
 
         width = len(self.target_names) or next((len(r.targets) for r in good if r.targets is not None), 0)
         targets = [r.targets if r.targets is not None else [float("nan")] * width for r in good]
-        classifier = self.target.task == "classification"
+        classifier = self.target.task.measures_consistency
         return Predictions(
             self.target.task, [r.row for r in good], cat("outputs", True, dim),
             keys=[r.key or "" for r in good] if self.with_keys else None,

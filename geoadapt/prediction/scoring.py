@@ -58,8 +58,8 @@ class Scored:
 
 
 def _forward(target: TargetPredictor, batch: AnyData, forces: bool) -> tuple[Tensor, list[Tensor] | None]:
-    if target.task == "potential" and forces:
-        out = potential(target.model, batch)  # autograd inside, even under no_grad
+    if forces:  # an energy model (prepare checked): forces by autograd of its energies
+        out = potential(target.network, batch)  # autograd inside, even under no_grad
         counts = torch.diff(batch.ptr).tolist() if is_graph(batch) else [out.forces.shape[0]]
         return output_rows(out.energy, target.spec), list(out.forces.split(counts))
     return output_rows(target.module(batch), target.spec), None
@@ -89,7 +89,7 @@ def score(
             if options.with_equivariance:
                 scale = target.scale if target.scale is not None else torch.ones(len(spec.output))
                 scored.error = comparison.relative_error(scale).mean(0)
-                if target.task == "classification":
+                if target.task.measures_consistency:
                     kept = predicted_class(comparison.fgx) == predicted_class(comparison.expected)
                     scored.consistency = kept.reshape(comparison.copies, -1).double().mean(0)
             if options.symmetrize and symmetrizer is None:

@@ -16,11 +16,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 from torch import Tensor
 
-from geoadapt.metrics.task import classification_metrics, predicted_class, regression_metrics
+from geoadapt.tasks import Task
 
 
 @dataclass
@@ -44,17 +43,13 @@ def _block(names: list[str], values: Tensor) -> dict[str, list[str]]:
     return {name: [str(v) for v in array[:, j]] for j, name in enumerate(names)}
 
 
-def probabilities(logits: Tensor) -> Tensor:
-    """Class probabilities of classifier outputs: ``sigmoid`` of one logit (class 1), ``softmax`` of several."""
-    return torch.sigmoid(logits) if logits.shape[-1] == 1 else torch.softmax(logits, dim=-1)
-
-
 @dataclass
 class Predictions:
     """Predictions of a model on some inputs, in target units.
 
     Attributes:
-        task: ``"regression"``, ``"classification"`` or ``"potential"``.
+        task: the task answered (a :class:`~geoadapt.tasks.Task`: ``.name`` is ``"regression"``,
+            ``"classification"``, ``"potential"`` or a task of your own); it says what a prediction reports.
         rows: the input row of each prediction (a list of ``n`` ints).
         outputs: ``(n, dim)``: regression values in target units, classifier logits, or energies (eV).
         keys, smiles: the id and SMILES of each prediction, when the inputs have them.
@@ -70,7 +65,7 @@ class Predictions:
         symmetrized_by: how ``symmetrized`` averages (frames, parity, or the transformed copies).
     """
 
-    task: str
+    task: Task
     rows: list[int]
     outputs: Tensor
     keys: list[str] | None = None
@@ -91,18 +86,19 @@ class Predictions:
 
     @property
     def values(self) -> Tensor:
-        """``(n, dim)``: target units (regression), energies (potentials) or class probabilities (classifiers)."""
-        return probabilities(self.outputs) if self.task == "classification" else self.outputs
+        """``(n, dim)``: target units (regression), energies (potentials) or class probabilities (classifiers):
+        :meth:`~geoadapt.tasks.Task.prediction_values` of the outputs."""
+        return self.task.prediction_values(self.outputs)
 
     @property
     def labels(self) -> Tensor | None:
         """``(n,)`` predicted classes (classifiers; decided as everywhere in geoadapt), else ``None``."""
-        return predicted_class(self.outputs) if self.task == "classification" else None
+        return self.task.prediction_labels(self.outputs)
 
     def metrics(self) -> dict[str, float]:
         """The task metrics against the targets (rows with a missing target left out), ``{}`` without targets.
 
-        The metrics of :mod:`geoadapt.metrics.task`, as ``Trainer.evaluate`` computes them.
+        The task's metrics (:meth:`~geoadapt.tasks.Task.prediction_metrics`), as ``Trainer.evaluate`` computes them.
         """
         return task_metrics(self.task, self.outputs, self.targets)
 
@@ -126,42 +122,27 @@ class Predictions:
         return table
 
 
-def _value_columns(task: str, outputs: Tensor, prefix: str) -> dict[str, list[object]]:
-    """The columns of outputs: values in target units or energies, or a classifier's probabilities and label."""
-    if task == "classification":
-        probs = probabilities(outputs.double())
-        names = _named("probability", probs.shape[1])
-        columns: dict[str, list[object]] = dict(_block([f"{prefix}_{n}" if prefix else n for n in names], probs))
-        columns[f"{prefix}_label" if prefix else "label"] = predicted_class(outputs).tolist()
-        return columns
-    if task == "potential":
-        names = _named(f"{prefix}_energy" if prefix else "energy", outputs.shape[1])
-    else:
-        names = _named(prefix or "prediction", outputs.shape[1])
-    return dict(_block(names, outputs))
+def _value_columns(task: Task, outputs: Tensor, prefix: str) -> dict[str, list[object]]:
+    """The columns of outputs: what the task reports of them (values in target units, energies, or a classifier's
+    probabilities) and, for tasks that predict classes, the label."""
+    labels = task.prediction_labels(outputs)
+    # Classes: probabilities from float64 logits, so that a probability near 0 or 1 keeps its digits in the file.
+    values = task.prediction_values(outputs.double() if labels is not None else outputs)
+    base = f"{prefix}_{task.prediction_column}" if prefix else task.prediction_column
+    columns: dict[str, list[object]] = dict(_block(_named(base, values.shape[1]), values))
+    if labels is not None:
+        columns[f"{prefix}_label" if prefix else "label"] = labels.tolist()
+    return columns
 
 
-def task_metrics(task: str, outputs: Tensor, targets: Tensor | None) -> dict[str, float]:
-    """Task metrics of ``outputs`` (target units or logits) against ``targets``; rows with a NaN target left out."""
+def task_metrics(task: Task, outputs: Tensor, targets: Tensor | None) -> dict[str, float]:
+    """Task metrics of ``outputs`` (the predictor's) against ``targets``; rows with a NaN target left out."""
     if targets is None or targets.numel() == 0:
         return {}
     known = torch.isfinite(targets.double()).all(1)
     if not bool(known.any()):
         return {}
-    outputs, targets = outputs[known], targets[known]
-    if task == "classification":
-        metrics = classification_metrics(outputs, targets[:, 0].long())
-    else:
-        metrics = regression_metrics(outputs, targets)
-    return {**metrics, "rows": int(known.sum())}
-
-
-def logits_from_probabilities(probs: np.ndarray) -> Tensor:
-    """Logits whose :func:`probabilities` are ``probs`` ``(n, C)``: ``log(p / (1 - p))`` for one column, ``log p``
-    for several (softmax undoes it)."""
-    p = torch.as_tensor(probs, dtype=torch.float64)
-    with np.errstate(divide="ignore"):
-        return torch.log(p) - torch.log1p(-p) if p.shape[1] == 1 else torch.log(p)
+    return {**task.prediction_metrics(outputs[known], targets[known]), "rows": int(known.sum())}
 
 
 def concat(parts: list[Predictions]) -> Predictions:

@@ -35,7 +35,7 @@ def _fit(task: str, data: MoleculeDataset, folder: Path) -> Fitted:
     torch.manual_seed(0)
     trainer = Trainer(build("naive_gnn"), task, max_epochs=2, groups=[], progress=False, lr=3e-3)
     trainer.fit(DataLoader(data.graphs, batch_size=16, shuffle=True))
-    path = save(trainer.model, folder / f"{task}.pt", normalization=trainer.normalization, extra={"task": task})
+    path = save(trainer.predictor(), folder / f"{task}.pt", extra={"task": task})
     return Fitted(trainer, data, path, load_model(path))
 
 

@@ -13,7 +13,7 @@ from geoadapt import Spec
 from geoadapt.adapt import make_strategy
 from geoadapt.data import load
 from geoadapt.groups import SO3, Cyclic, Permutation
-from geoadapt.models import build, wrap
+from geoadapt.models import Predictor, Standardize, build, wrap
 from geoadapt.prediction.run import SEED_STRIDE
 
 SEED, K = 3, 4
@@ -39,11 +39,9 @@ def random_orthogonal(n: int, det: float, generator: torch.Generator) -> torch.T
 def test_each_error_is_what_rotating_that_input_by_hand_gives(molecules64):
     torch.manual_seed(0)
     model = build("naive_gnn").double()  # reads raw coordinates: not rotation invariant
-    normalization = {"mean": [0.5], "std": [2.0]}
+    scaled = Predictor(model, Standardize([0.5], [2.0]))  # answers network * 2 + 0.5: target units
     graphs = molecules64.to_data_list()
-    predictions = geoadapt.predict(
-        model, graphs, normalization=normalization, with_equivariance=True, group="so3", samples=K, seed=SEED
-    )
+    predictions = geoadapt.predict(scaled, graphs, with_equivariance=True, group="so3", samples=K, seed=SEED)
     assert predictions.relative_error and predictions.group == "SO3"
     # The elements the run drew (the chunk's generator, seeded by seed and its first row), then everything by hand.
     generator = torch.Generator().manual_seed(SEED * SEED_STRIDE)

@@ -34,10 +34,10 @@ def same_metrics(ours: dict, theirs: dict, names: tuple[str, ...]) -> None:
 def test_regression_predictions_are_the_trainers_in_target_units(regressor):
     predictions = geoadapt.predict(regressor.model, regressor.data)
     expected = trainer_side(regressor)
-    assert predictions.task == "regression" and sorted(predictions.rows) == sorted(expected)
+    assert predictions.task.name == "regression" and sorted(predictions.rows) == sorted(expected)
     for row, value in zip(predictions.rows, predictions.values):
         assert torch.allclose(value, expected[row], atol=1e-5), row
-    raw = regressor.model(next(iter(regressor.loader())))  # the network alone answers standardized values
+    raw = regressor.model.network(next(iter(regressor.loader())))  # the network alone: standardized values
     assert not torch.allclose(raw[0], expected[0], atol=1e-2)
     evaluated = regressor.trainer.evaluate(regressor.loader())
     same_metrics(predictions.metrics(), evaluated, ("rmse", "mae", "r2"))
@@ -48,7 +48,7 @@ def test_classifier_predictions_are_probabilities_and_the_trainers_labels(classi
     predictions = geoadapt.predict(classifier.model, classifier.data)
     expected = trainer_side(classifier)
     logits = torch.stack([expected[row] for row in predictions.rows])
-    assert predictions.task == "classification"
+    assert predictions.task.name == "classification"
     assert torch.allclose(predictions.values, torch.sigmoid(logits), atol=1e-6)
     assert torch.equal(predictions.labels, predicted_class(logits))
     same_metrics(predictions.metrics(), classifier.trainer.evaluate(classifier.loader()), ("accuracy", "f1", "roc_auc"))
@@ -73,15 +73,15 @@ def test_smiles_of_a_csv_predict_as_their_graphs_and_failures_are_listed(regress
 
 def test_the_file_written_gives_the_trainers_metrics(regressor, classifier, tmp_path):
     for fitted in (regressor, classifier):
-        out = tmp_path / f"{fitted.trainer.task}.csv"
-        path = write_csv(tmp_path / f"{fitted.trainer.task}-in.csv", fitted.data)
+        out = tmp_path / f"{fitted.trainer.task.name}.csv"
+        path = write_csv(tmp_path / f"{fitted.trainer.task.name}-in.csv", fitted.data)
         summary = predict_to_csv(fitted.model, path, out, target_columns=["target"], chunk_size=16)
         assert summary["predicted"] == len(fitted.data) and summary["failed"] == 0
-        names = ("rmse", "mae", "r2") if fitted.trainer.task == "regression" else ("accuracy", "roc_auc", "f1")
+        names = ("rmse", "mae", "r2") if fitted.trainer.task.name == "regression" else ("accuracy", "roc_auc", "f1")
         same_metrics(metrics_from_csv(out, fitted.trainer.task), fitted.trainer.evaluate(fitted.loader()), names)
         assert summary["metrics"] == metrics_from_csv(out, fitted.trainer.task)
         header = next(csv.reader(out.open()))
-        expected = ["prediction"] if fitted.trainer.task == "regression" else ["probability", "label"]
+        expected = ["prediction"] if fitted.trainer.task.name == "regression" else ["probability", "label"]
         assert header == ["row", "smiles", *expected, "target"]
 
 

@@ -41,4 +41,4 @@ def test_energies_and_forces_of_an_extxyz_file_are_the_models(tmp_path):
 def test_a_list_of_atoms_predicts_without_a_file():
     frames = crystals()
     predictions = geoadapt.predict(LennardJones(), frames, forces=True)
-    assert predictions.task == "potential" and [f.shape[0] for f in predictions.forces] == [len(a) for a in frames]
+    assert predictions.task.name == "potential" and [f.shape[0] for f in predictions.forces] == [len(a) for a in frames]

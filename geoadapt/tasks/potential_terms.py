@@ -1,19 +1,17 @@
-"""The potential task: a joint energy + force loss, energy and force metrics, the per-element shift refit.
+"""The parts of the potential task: the force view of an energy model, the joint loss and the metrics.
 
-Batches carry ``energy`` ``(B, 1)`` in eV and ``force`` ``(N, 3)`` in eV/Å (as
-:mod:`geoadapt.data.potentials` makes them). The model is an energy model (``spec.output`` ``0e``,
-graph level); its forces come from :func:`geoadapt.models.potential.potential` (the model's own
-``potential(data)`` or ``-dE/dpos``). Training and the equivariance metrics see the model through
-:class:`PotentialView`, the node-level force output (``1o``), so regularizers and
-``measure_equivariance`` treat forces like any other output.
+Batches carry ``energy`` ``(B, 1)`` in eV, ``force`` ``(N, 3)`` in eV/Å and, for crystals, ``stress``
+``(B, 3, 3)`` in eV/Å³ (as :mod:`geoadapt.data.potentials` and :func:`geoadapt.io.read` make them). Forces and
+stress come from :func:`geoadapt.models.potential.potential` (the model's own ``potential(data)`` or autograd).
 
-Loss: ``energy_weight * mean((ΔE / n_atoms)^2) + force_weight * mean(ΔF^2)`` (eV/atom and eV/Å, per
-component). Metrics: ``energy_mae`` in meV/atom, ``force_rmse`` and ``force_mae`` in eV/Å.
+Loss: ``energy_weight * mean((ΔE / n_atoms)^2) + force_weight * mean(ΔF^2) + stress_weight * mean(Δσ^2)`` (eV/atom,
+eV/Å and eV/Å³, per component; the stress term when the batch carries ``stress``). Metrics: ``energy_mae`` in
+meV/atom, ``energy_mae_total`` in eV, ``force_rmse`` and ``force_mae`` in eV/Å and, with stresses, ``stress_mae``
+and ``stress_rmse`` in meV/Å³ (1 meV/Å³ = 0.1602 GPa).
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -25,7 +23,6 @@ from geoadapt.models.potential import potential
 from geoadapt.spec import Spec
 from geoadapt.structure import GraphData, graph_index, num_graphs
 
-log = logging.getLogger("geoadapt")
 MEV = 1000.0
 
 
@@ -39,27 +36,35 @@ def force_spec(spec: Spec) -> Spec:
     )
 
 
+def carries_stress(data: GraphData) -> bool:
+    """Whether a batch carries stress labels."""
+    return getattr(data, "stress", None) is not None
+
+
 class PotentialView(nn.Module):
-    """Forces ``(N, 3)`` of an energy model; keeps the energies ``(B, 1)`` of its first call since :meth:`reset`.
+    """Forces ``(N, 3)`` of an energy model; keeps the energies ``(B, 1)`` (and, with ``stress``, the stresses
+    ``(B, 3, 3)`` of batches that carry stress labels) of its first call since :meth:`reset`.
 
     The Trainer's forward (with regularizer copies stacked after the batch or run after it) calls the
-    model on the batch first, so the first call's leading rows are the batch's energies.
+    model on the batch first, so the first call's leading rows are the batch's.
     """
 
-    def __init__(self, model: nn.Module, spec: Spec) -> None:
+    def __init__(self, model: nn.Module, spec: Spec, stress: bool = False) -> None:
         super().__init__()
-        self.model, self.spec = model, force_spec(spec)
+        self.model, self.spec, self.stress = model, force_spec(spec), stress
         self.symmetry = getattr(model, "symmetry", None)
         self.energy: Tensor | None = None
+        self.stresses: Tensor | None = None
 
     def reset(self) -> None:
-        """Forget the recorded energies (call before each training forward)."""
-        self.energy = None
+        """Forget the recorded energies and stresses (call before each training forward)."""
+        self.energy, self.stresses = None, None
 
     def forward(self, data: GraphData) -> Tensor:
-        out = potential(self.model, data)
-        if self.energy is None:
-            self.energy = out.energy
+        first = self.energy is None
+        out = potential(self.model, data, stress=first and self.stress and carries_stress(data))
+        if first:
+            self.energy, self.stresses = out.energy, out.stress
         return out.forces
 
 
@@ -73,6 +78,14 @@ def _targets(data: GraphData) -> tuple[Tensor, Tensor]:
     return energy, force
 
 
+def _stress_target(data: GraphData) -> Tensor:
+    graphs = num_graphs(data)
+    stress = data.stress
+    if tuple(stress.shape) != (graphs, 3, 3):
+        raise ValueError(f"stress: expected shape ({graphs}, 3, 3) in eV/Å³, one per graph, got {tuple(stress.shape)}")
+    return stress
+
+
 def atoms_per_graph(data: GraphData) -> Tensor:
     """Atoms in each graph, ``(B, 1)``."""
     return torch.bincount(graph_index(data), minlength=num_graphs(data)).reshape(-1, 1)
@@ -80,20 +93,23 @@ def atoms_per_graph(data: GraphData) -> Tensor:
 
 @dataclass(frozen=True)
 class PotentialLoss:
-    """``energy_weight * MSE(E / n_atoms) + force_weight * MSE(F)`` (eV/atom, eV/Å)."""
+    """``energy_weight * MSE(E / n_atoms) + force_weight * MSE(F) + stress_weight * MSE(σ)`` (eV/atom, eV/Å, eV/Å³;
+    the stress term for batches that carry ``stress``)."""
 
     energy_weight: float = 1.0
     force_weight: float = 1.0
+    stress_weight: float = 1.0
 
     def __post_init__(self) -> None:
-        for name in ("energy_weight", "force_weight"):
+        for name in ("energy_weight", "force_weight", "stress_weight"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name}: expected a number >= 0, got {getattr(self, name)}")
         if self.energy_weight == 0 and self.force_weight == 0:
             raise ValueError("energy_weight, force_weight: expected at least one > 0, got both 0")
 
-    def __call__(self, energy: Tensor, forces: Tensor, data: GraphData) -> Tensor:
-        """Loss of predicted ``energy`` ``(B', 1)`` (first ``B`` rows: ``data``'s graphs) and ``forces`` ``(N, 3)``."""
+    def __call__(self, energy: Tensor, forces: Tensor, data: GraphData, stress: Tensor | None = None) -> Tensor:
+        """Loss of predicted ``energy`` ``(B', 1)`` (first ``B`` rows: ``data``'s graphs), ``forces`` ``(N, 3)`` and
+        ``stress`` ``(B', 3, 3)`` (needed when ``data`` carries stresses and ``stress_weight > 0``)."""
         target_energy, target_force = _targets(data)
         n = atoms_per_graph(data).to(energy.dtype)
         energy = energy[: target_energy.shape[0]]
@@ -102,28 +118,42 @@ class PotentialLoss:
             loss = loss + self.energy_weight * ((energy - target_energy.to(energy.dtype)) / n).pow(2).mean()
         if self.force_weight:
             loss = loss + self.force_weight * (forces - target_force.to(forces.dtype)).pow(2).mean()
+        if self.stress_weight and carries_stress(data):
+            target = _stress_target(data)
+            if stress is None:
+                raise ValueError("stress: expected the model's stress for a batch with stress labels, got None")
+            predicted = stress[: target.shape[0]]
+            loss = loss + self.stress_weight * (predicted - target.to(predicted.dtype)).pow(2).mean()
         return loss
 
 
 def potential_metrics(model: nn.Module, batches: Iterable[GraphData]) -> dict[str, float]:
-    """Energy MAE (meV/atom, ``energy_mae``; eV per molecule, ``energy_mae_total``), force RMSE and MAE (eV/Å)."""
-    per_atom, total, force_err = [], [], []
+    """Energy MAE (meV/atom, ``energy_mae``; eV per structure, ``energy_mae_total``), force RMSE and MAE (eV/Å)
+    and, when every batch carries stresses, stress MAE and RMSE (meV/Å³, per component)."""
+    per_atom, total, force_err, stress_err = [], [], [], []
     for data in batches:
         target_energy, target_force = _targets(data)
-        out = potential(model, data)
+        out = potential(model, data, stress=carries_stress(data))
         error = out.energy.detach().double().reshape(-1, 1) - target_energy.double()
         total.append(error)
         per_atom.append(error / atoms_per_graph(data).double())
         force_err.append(out.forces.detach().double() - target_force.double())
+        if out.stress is not None:
+            stress_err.append(out.stress.detach().double() - _stress_target(data).double())
     if not total:
         raise ValueError("potential metrics: expected at least one batch, got none")
     force = torch.cat(force_err)
-    return {
+    metrics = {
         "energy_mae": float(torch.cat(per_atom).abs().mean()) * MEV,
         "energy_mae_total": float(torch.cat(total).abs().mean()),
         "force_rmse": float(force.pow(2).mean().sqrt()),
         "force_mae": float(force.abs().mean()),
     }
+    if stress_err and len(stress_err) == len(total):
+        stress = torch.cat(stress_err)
+        metrics["stress_mae"] = float(stress.abs().mean()) * MEV
+        metrics["stress_rmse"] = float(stress.pow(2).mean().sqrt()) * MEV
+    return metrics
 
 
 def graphs_of(loader: Iterable) -> list[Data]:
@@ -132,29 +162,3 @@ def graphs_of(loader: Iterable) -> list[Data]:
     for batch in loader:
         graphs.extend(batch.to_data_list() if isinstance(batch, Batch) else [batch])
     return graphs
-
-
-def has_energy_shift(model: nn.Module) -> bool:
-    """True when ``model`` carries a per-element energy shift :func:`refit_shift` can refit (SevenNet)."""
-    return callable(getattr(model, "_shift_row", None))
-
-
-def refit_shift(model: nn.Module, loader: Iterable):
-    """Refit the per-element energy shift of ``model``'s base (see ``geoadapt.models.sevennet.refit_energy_shift``)
-    on every graph of ``loader``; returns the :class:`~geoadapt.models.sevennet.ShiftRefit`."""
-    from geoadapt.adapt.base import base_model
-    from geoadapt.models.sevennet import refit_energy_shift
-
-    base = base_model(model)
-    if not has_energy_shift(base):
-        raise ValueError(
-            f"refit_shift: expected a model with a per-element energy shift (SevenNet), got {type(base).__name__}"
-        )
-    fit = refit_energy_shift(base, graphs_of(loader))
-    log.info(
-        "energy shift refitted on %d elements: MAE %.4g -> %.4g meV/atom",
-        len(fit.change),
-        fit.mae_before * MEV,
-        fit.mae_after * MEV,
-    )
-    return fit
