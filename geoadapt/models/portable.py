@@ -16,7 +16,10 @@ norm act as in evaluation. ``torch.export`` captures a forward only when no size
 why, and loading without the class says so and what to pass instead.
 
 Hooks (two lines in :mod:`geoadapt.models.checkpoint`): ``save`` adds ``"portable": portable_form(model)`` to the
-payload; ``load`` starts with ``payload = in_place_of_class(read(path), builder, trust_code)``.
+payload; ``load`` starts with ``payload = in_place_of_class(read(path), builder, trust_code)``. The file is read
+with ``weights_only=True`` first (:func:`geoadapt.serialization.safe_load`), so a graph form is only ever lists,
+strings, numbers and tensors; :class:`~geoadapt.models.op_graph.OpGraph` then checks every operator name against
+core ATen before building anything.
 """
 
 from __future__ import annotations
@@ -189,11 +192,14 @@ def in_place_of_class(
     form = payload.get("portable") or {}
     path = payload["config"].get("class")
     if "graph" not in form:
+        if trust_code:  # the class was allowed but cannot be imported: rebuilding it says why
+            return payload
         why = form.get("error", "the checkpoint holds no graph form (written before geoadapt stored one)")
         raise ValueError(
-            f"model class: the checkpoint names {path!r}, which is not registered here, and {why}; pass "
-            "load(path, builder=...) to rebuild it, register the class (geoadapt.models.register_class), or "
-            "load(path, trust_code=True) to import it (CLI: trust_code=true), for a file you trust"
+            f"model class: the checkpoint asks to import and call {path!r} to rebuild the model, which runs code "
+            f"from outside geoadapt, and has no graph form to rebuild it from instead: {why}; allow it for a file "
+            "you trust with load(path, trust_code=True) (CLI: trust_code=true), register the class "
+            "(geoadapt.models.register_class), or pass load(path, builder=...)"
         )
     log.info("checkpoint: %s is not registered here; rebuilt from its graph form (ATen operators)", path)
     config = {"graph": form["graph"]}

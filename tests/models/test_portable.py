@@ -1,6 +1,7 @@
 """A wrapped model's graph form: a checkpoint of your own class loads where the class cannot be imported (its module
 deleted, in a fresh process), the class path stays the first choice, and a graph naming anything but core ATen
-operators is refused before it runs. The save and load hooks are applied by hand, as ``checkpoint.py`` will."""
+operators is refused before it runs. ``save`` and ``load`` apply the hooks; the helpers below also check that the
+file holds the graph form (and can drop it, to see what loading says without one)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
-from unittest import mock
 
 import pytest
 import torch
@@ -22,7 +22,7 @@ from geoadapt.adapt import make_strategy
 from geoadapt.data.featurize import MOLECULE_SPEC
 from geoadapt.models import checkpoint, custom, load, save, wrap
 from geoadapt.models.op_graph import OpGraph, UnsafeGraphError
-from geoadapt.models.portable import in_place_of_class, portable_form
+from geoadapt.models.portable import portable_form
 from geoadapt.serialization import atomic_save
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,19 +47,24 @@ class ShiftedGNN(nn.Module):
 
 
 def save_with_hook(model: nn.Module, path: Path) -> Path:
-    """``save`` followed by the save hook (``payload["portable"] = portable_form(model)``)."""
+    """``save``, which stores the graph form (or why there is none) under ``"portable"`` (checked here)."""
     save(model, path)
-    payload = torch.load(path, map_location="cpu", weights_only=True)
-    payload["portable"] = portable_form(model)
-    atomic_save(payload, path)
+    form = torch.load(path, map_location="cpu", weights_only=True)["portable"]
+    assert set(form) in ({"graph"}, {"error"}), form
     return path
 
 
 def load_with_hook(path: Path, **options) -> nn.Module:
-    """``load`` with the load hook (``payload = in_place_of_class(read(path), builder, trust_code)``)."""
-    payload = in_place_of_class(checkpoint.read(path), options.get("builder"), options.get("trust_code", False))
-    with mock.patch.object(checkpoint, "read", lambda _: payload):
-        return load(path, **options)
+    """``load``, whose first step is the load hook (``in_place_of_class(read(path), builder, trust_code)``)."""
+    return load(path, **options)
+
+
+def without_graph_form(path: Path, out: Path) -> Path:
+    """A copy of the checkpoint at ``path`` without its graph form (as files written before geoadapt stored one)."""
+    payload = checkpoint.read(path)
+    payload.pop("portable")
+    atomic_save(payload, out)
+    return out
 
 
 class CountsFromValues(nn.Module):
@@ -94,13 +99,13 @@ def test_a_class_deleted_from_disk_loads_from_its_graph_form_in_a_fresh_process(
     script = textwrap.dedent(f"""
         import torch
         from torch_geometric.data import Batch
-        from tests.models.test_portable import load_with_hook
+        from tests.models.test_portable import without_graph_form
         from geoadapt.models import load
         try:
-            load({str(path)!r})
+            load(without_graph_form({str(path)!r}, {str(tmp_path / "old.pt")!r}))
         except ValueError as err:
-            print("class:", str(err)[:60])
-        model = load_with_hook({str(path)!r})
+            print("class:", str(err).split(";")[0])
+        model = load({str(path)!r})
         check = torch.load({str(tmp_path / "check.pt")!r}, weights_only=False)
         got = model(Batch.from_data_list(check["batch"]))
         print("error:", float((got - check["expected"]).abs().max()), type(model).__name__, model.arch)
@@ -111,7 +116,8 @@ def test_a_class_deleted_from_disk_loads_from_its_graph_form_in_a_fresh_process(
     result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
     lines = dict(line.split(": ", 1) for line in result.stdout.strip().splitlines())
-    assert lines["class"].startswith("model class: the checkpoint asks to import")
+    assert lines["class"].startswith("model class: the checkpoint asks to import and call 'my_gnn_module:ShiftedGNN'")
+    assert "has no graph form to rebuild it from instead: the checkpoint holds no graph form" in lines["class"]
     error, kind, arch = lines["error"].split()
     assert float(error) < 1e-6 and kind == "OpGraph" and arch == "op_graph"
     assert lines["trainable"] == "True"
