@@ -36,7 +36,7 @@ def kept_predictions(config: dict[str, Any]) -> tuple[Path, int] | None:
         return None
     try:
         rows = int(json.loads(state.read_text())["rows"])
-    except (ValueError, KeyError):  # a state it cannot read is nothing to resume from
+    except (ValueError, KeyError, TypeError):  # a state it cannot read is nothing to resume from
         return None
     return (kept, rows) if rows > 0 else None
 

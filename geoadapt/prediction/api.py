@@ -48,10 +48,24 @@ class Settings:
     workers: int | None = None
     device: str | torch.device | None = None
     progress: bool = False
+    trust_code: bool = False
 
 
-def prepare(model: nn.Module, data: Any, settings: Settings) -> tuple[TargetPredictor, Source]:
+def model_of(model: nn.Module | str | os.PathLike, trust_code: bool = False) -> nn.Module:
+    """``model`` itself, or the checkpoint at that path loaded safely (:func:`geoadapt.models.load`: tensors and plain
+    data only; a wrapped model's class imported only when registered or with ``trust_code``)."""
+    if isinstance(model, (str, os.PathLike)):
+        from geoadapt.models import load
+
+        return load(model, trust_code=trust_code)
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model: expected a torch.nn.Module or a checkpoint path, got {type(model).__name__}")
+    return model
+
+
+def prepare(model: nn.Module | str | os.PathLike, data: Any, settings: Settings) -> tuple[TargetPredictor, Source]:
     """The predictor in target units and the rows of ``data`` (a structure file makes the task ``potential``)."""
+    model = model_of(model, settings.trust_code)
     source = open_source(
         data, settings.smiles_column, settings.target_columns, settings.id_column, settings.split, settings.limit
     )
@@ -86,7 +100,7 @@ def settings_of(options: dict[str, Any]) -> Settings:
 
 
 def predict(
-    model: nn.Module,
+    model: nn.Module | str | os.PathLike,
     data: Any,
     *,
     task: Task | str | None = None,
@@ -106,12 +120,14 @@ def predict(
     workers: int | None = None,
     device: str | torch.device | None = None,
     progress: bool = False,
+    trust_code: bool = False,
 ) -> Predictions:
     """Predict every input of ``data`` with ``model``, in target units; inputs that cannot be featurized are listed
     in ``.failed`` with their row and the reason, never left out silently.
 
     Args:
-        model: a loaded checkpoint (``geoadapt.models.load``), a trained model, or any model with a ``spec``.
+        model: a loaded checkpoint (``geoadapt.models.load``), a trained model, any model with a ``spec``, or the
+            path of a checkpoint (read without running code from it; ``trust_code``: as ``geoadapt.models.load``).
         data: a CSV file of SMILES, a structure file (extxyz: energies of a potential), a dataset card name, a list
             of SMILES or of ASE ``Atoms``, or a dataset (or list) of graphs.
         task: a registered task name (``"regression"``, ``"classification"``, ``"potential"``) or a
@@ -130,6 +146,7 @@ def predict(
             optional). split: a dataset card's split (default every row). limit: the first ``limit`` rows only.
         batch_size, chunk_size, workers: inputs per forward; rows per chunk; processes that featurize SMILES
             (default every core). device: where the model runs (default where it is). progress: say it per chunk.
+        trust_code: with a checkpoint path, import the class a wrapped model's checkpoint names (a file you trust).
 
     Returns:
         :class:`~geoadapt.prediction.table.Predictions`: ``values`` (target units, energies, or class
@@ -149,7 +166,7 @@ def predict(
 
 
 def predict_to_csv(
-    model: nn.Module,
+    model: nn.Module | str | os.PathLike,
     data: Any,
     out: str | os.PathLike,
     forces_out: str | os.PathLike | None = None,
@@ -192,7 +209,7 @@ def predict_to_csv(
 def _settings(data: Any, options: dict[str, Any], fingerprint: dict[str, Any] | None) -> dict[str, Any]:
     """What a resumed run must share with the interrupted one: the data, the options that shape the output and the
     caller's ``fingerprint``, as JSON reads them back (objects by their ``repr``)."""
-    shaping = {k: v for k, v in options.items() if k not in ("workers", "progress", "device")}
+    shaping = {k: v for k, v in options.items() if k not in ("workers", "progress", "device", "trust_code")}
     return json.loads(json.dumps({"data": str(data), **shaping, **(fingerprint or {})}, default=repr, sort_keys=True))
 
 

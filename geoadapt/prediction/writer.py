@@ -86,8 +86,30 @@ class StreamingCsv:
         self._save_state()
         return 0
 
+    def _read_state(self) -> dict[str, Any]:
+        """The state file, checked: JSON (nothing in it runs) whose sizes fit the partial files it describes; one
+        ``ValueError`` naming the file otherwise (a damaged or crafted state is never acted on)."""
+        where = f"resume state {self.state_path}"
+        try:
+            state = json.loads(self.state_path.read_bytes().decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise ValueError(f"{where}: expected the JSON geoadapt predict writes, got other bytes ({err})") from None
+        sizes = state.get("sizes") if isinstance(state, dict) else None
+        if not isinstance(sizes, dict) or not isinstance(state.get("settings"), dict):
+            raise ValueError(f"{where}: expected an object with 'settings' and 'sizes', got {type(state).__name__}")
+        if not (isinstance(state.get("rows"), int) and state["rows"] >= 0):
+            raise ValueError(f"{where}: expected 'rows' a whole number >= 0, got {state.get('rows')!r}")
+        for name, path in self.files.named().items():
+            size, kept = sizes.get(name), partial(path)
+            actual = kept.stat().st_size if kept.is_file() else None
+            if actual is None or not isinstance(size, int) or not 0 <= size <= actual:
+                raise ValueError(
+                    f"{where}: expected a size between 0 and that of {kept} ({actual}) for {name}, got {size!r}"
+                )
+        return state
+
     def _pick_up(self) -> int:
-        state = json.loads(self.state_path.read_text())
+        state = self._read_state()
         if state.get("settings") != self.settings:
             changed = sorted(
                 k for k in {**state["settings"], **self.settings} if state["settings"].get(k) != self.settings.get(k)
