@@ -126,27 +126,23 @@ def predict(
     in ``.failed`` with their row and the reason, never left out silently.
 
     Args:
-        model: a loaded checkpoint (``geoadapt.models.load``), a trained model, any model with a ``spec``, or the
-            path of a checkpoint (read without running code from it; ``trust_code``: as ``geoadapt.models.load``).
+        model: a loaded checkpoint, a trained model, any model with a ``spec``, or a checkpoint's path (read as
+            ``geoadapt.models.load`` reads it, running no code from it; ``trust_code`` as there).
         data: a CSV file of SMILES, a structure file (extxyz: energies of a potential), a dataset card name, a list
             of SMILES or of ASE ``Atoms``, or a dataset (or list) of graphs.
         task: a registered task name (``"regression"``, ``"classification"``, ``"potential"``) or a
-            :class:`~geoadapt.tasks.Task`; default the checkpoint's (a structure file: ``"potential"``). A regression
-            model answers in target units through its target scaler (a loaded checkpoint's, or the one the Trainer
-            recorded on the network), as ``Trainer.predictor()`` does.
+            :class:`~geoadapt.tasks.Task`; default the checkpoint's (a structure file: ``"potential"``). Answers are
+            those of ``Trainer.predictor()``: through the target scaler the model carries, in target units.
         with_equivariance: also each prediction's equivariance error under ``group`` (``samples`` transformed
             copies, stacked with the input in one forward): relative to the targets' spread for regression with a
             scaler, else in output units; classifiers also get the share of copies keeping the class.
         symmetrize: also each prediction's symmetrized value (:mod:`geoadapt.prediction.symmetrized`).
-        group: a group or its name (``"so3"``); default the group the model was adapted for, else the symmetry
-            its inputs call for (SO(3) for 3D inputs).
-        samples, seed: transformed copies per input; the seed of the group elements drawn.
-        forces: potentials: also the forces ``(atoms, 3)`` in eV/Å.
+        group: a group or its name (``"so3"``); default the model's adaptation group, else its inputs' (3D: SO(3)).
+        samples, seed: transformed copies per input; their seed. forces: also the forces ``(atoms, 3)`` in eV/Å.
         smiles_column, target_columns, id_column: the columns of a CSV file (default ``smiles``; targets and id
             optional). split: a dataset card's split (default every row). limit: the first ``limit`` rows only.
         batch_size, chunk_size, workers: inputs per forward; rows per chunk; processes that featurize SMILES
             (default every core). device: where the model runs (default where it is). progress: say it per chunk.
-        trust_code: with a checkpoint path, import the class a wrapped model's checkpoint names (a file you trust).
 
     Returns:
         :class:`~geoadapt.prediction.table.Predictions`: ``values`` (target units, energies, or class
