@@ -123,6 +123,33 @@ def datasets_table() -> str:
     return table(["dataset", "items", "workers", "cold s / 1000", "cached s / 1000"], rows)
 
 
+def predict_rows() -> list[dict]:
+    """The configurations of the prediction throughput benchmark (cores, with or without equivariance)."""
+    return J("predict_throughput.json")["rows"]
+
+
+def predict_row(cores: int, with_equivariance: bool = False) -> dict:
+    """One configuration of the prediction throughput benchmark."""
+    return next(r for r in predict_rows() if r["cores"] == cores and r["with_equivariance"] == with_equivariance)
+
+
+def predict_table() -> str:
+    """Molecules per second and peak memory of ``geoadapt predict``, medians (min-max) of interleaved repeats."""
+
+    def cell(s: dict, spec: str) -> str:
+        return f"{s['median']:{spec}} ({s['min']:{spec}}-{s['max']:{spec}})"
+
+    rows = [
+        [r["cores"], "yes" if r["with_equivariance"] else "no", f"{r['rows']:,}", r["failed"],
+         cell(r["molecules_per_s"], ".1f"), cell(r["seconds"], ".0f"), f"{r['main_mb']['median']:.0f}",
+         f"{r['worker_mb']['median']:.0f}" if r["cores"] > 1 else "-"]
+        for r in predict_rows()
+    ]  # fmt: skip
+    header = ["cores", "equivariance errors", "molecules", "failed", "molecules / s", "seconds", "peak MB (main)",
+              "peak MB (each worker)"]  # fmt: skip
+    return table(header, rows)
+
+
 def dataset_row(name: str) -> dict:
     """The row of ``name`` in the dataset-loading benchmark."""
     return next(r for r in J("datasets.json")["rows"] if r["dataset"] == name)

@@ -14,7 +14,11 @@ def __getattr__(name: str):
         from geoadapt import checkpoints
 
         return getattr(checkpoints, name)
+    if name == "predict":  # the function (geoadapt.prediction.predict): predictions in target units
+        from geoadapt.prediction import predict
+
+        return predict
     raise AttributeError(f"module 'geoadapt' has no attribute {name!r}")
 
 
-__all__ = ["Spec", "Trainer", "__version__", "load", "pretrain", "save"]
+__all__ = ["Spec", "Trainer", "__version__", "load", "predict", "pretrain", "save"]

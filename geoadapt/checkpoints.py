@@ -18,6 +18,7 @@ from geoadapt.devices import resolve_device
 from geoadapt.dtypes import default_dtype
 from geoadapt.groups import Group
 from geoadapt.models import custom
+from geoadapt.models.portable import in_place_of_class, portable_form
 from geoadapt.models.predictor import Predictor, base_model, network_of, scaler_of
 from geoadapt.models.registry import build
 from geoadapt.models.scalers import Standardize, TargetScaler, scaler_from_record, scaler_record
@@ -25,7 +26,8 @@ from geoadapt.serialization import atomic_save, safe_load
 from geoadapt.spec import Spec
 
 FORMAT = "geoadapt-checkpoint"
-# 4: the target scaler as {"kind", "state"} (3 and earlier: a standardization under "normalization");
+# 4: the target scaler as {"kind", "state"}, and (optional, absent in earlier files) a wrapped model's graph form
+# under "portable"; (3 and earlier: a standardization under "normalization");
 # 3: groups stored as records, read with weights_only; 2: adapted models (strategy steps, trainable names, dtype).
 # 1 to 3 still load when they hold only tensors and plain data (see convert_legacy for those that do not).
 FORMAT_VERSION = 4
@@ -84,6 +86,7 @@ def save(
         "trainable": [n for n, p in model.named_parameters() if p.requires_grad],
         "dtype": _float_dtype(model),
         "target_scaler": scaler_record(scaler),
+        "portable": portable_form(model),  # a wrapped model's forward as data: loads without its class
         "dataset": dataset,
         "metrics": dict(metrics or {}),
         "extra": dict(extra or {}),
@@ -156,7 +159,9 @@ def load(
     Reading runs no code from the file. A model declared with :func:`~geoadapt.models.wrap` is rebuilt by
     ``builder(**init)`` when given; else its class (named in the checkpoint) is imported and called with the saved
     ``init`` keywords only when it is a class registered in this process (:func:`~geoadapt.models.register_class`)
-    or you pass ``trust_code=True`` for a file you trust; otherwise one line names the class it asks for.
+    or you pass ``trust_code=True`` for a file you trust; otherwise from its graph form when the checkpoint holds
+    one (:mod:`geoadapt.models.portable`: core ATen operators stored as data, each checked before anything runs),
+    and failing that one line names the class it asks for and why there is no graph form.
     The weights are read onto the CPU whatever device wrote them, and the model is moved to ``device``
     (``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"``; see :func:`geoadapt.devices.resolve_device`).
 
@@ -166,7 +171,7 @@ def load(
     ``.checkpoint`` (dataset, metrics, versions, strategy) and ``.target_scaler`` (``None`` without one).
     """
     target = resolve_device(device)
-    payload = read(path)
+    payload = in_place_of_class(read(path), builder, trust_code)  # without its class: the stored graph form
     if arch is not None and payload["arch"] != arch:
         raise ValueError(f"checkpoint {path}: expected architecture {arch!r}, got {payload['arch']!r}")
     model = _rebuild(payload, path, builder, trust_code)

@@ -37,6 +37,7 @@ def _finite(value) -> bool:
         "classification_adaptation",
         "graph_classification",
         "e3nn_speed",
+        "predict_throughput",
         "promise_classification",
         "constraint_bounds",
     ],

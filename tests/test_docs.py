@@ -169,6 +169,25 @@ def check_potential(namespace: dict, printed: str) -> None:
     assert errors["SE3"] < 1e-4 < 1e-3 < errors["O3"]  # rotations: round-off; mirrors: SevenNet-0 has no parity
 
 
+def check_predict(namespace: dict, printed: str) -> None:
+    """Three new molecules predicted in target units, as the Trainer's own predictor answers them (an independent
+    route: featurized here, run through ``trainer.predictor()``); the fourth listed as failed."""
+    import torch
+    from torch_geometric.data import Batch
+
+    from geoadapt.featurize import smiles_to_data
+
+    predictions, trainer = namespace["predictions"], namespace["trainer"]
+    lines = printed.strip().splitlines()
+    assert len(lines) == 4 and "reason='parse'" in lines[-1] and predictions.rows == [0, 1, 2]
+    with torch.no_grad():
+        batch = Batch.from_data_list([smiles_to_data(s)[0] for s in namespace["new"][:3]])
+        expected = trainer.predictor()(batch)
+    assert torch.allclose(predictions.values, expected, atol=1e-5)
+    assert all(-15 < float(v) < 5 for v in predictions.values)  # log solubilities, not standardized values
+    assert bool((predictions.error >= 0).all()) and bool(torch.isfinite(predictions.symmetrized).all())
+
+
 def check_own_task(namespace: dict, printed: str) -> None:
     from geoadapt.tasks import TASKS
 
@@ -199,6 +218,7 @@ CHECKS = {
     ("how-to/datasets.md", "Your own molecules"): check_csv,
     ("backbones.md", "Backbones"): check_backbones,
     ("foundation-potentials.md", "Foundation potentials"): check_potential,
+    ("how-to/predict.md", "In Python"): check_predict,
     ("tasks.md", "A task of your own"): check_own_task,
     ("tasks.md", "Potentials, with stress"): check_stress,
 }

@@ -76,15 +76,14 @@ def overrides_of(args: argparse.Namespace) -> list[str]:
     return overrides
 
 
-def _interrupted(kept, argv: list[str]) -> str:
+def _interrupted(kept, argv: list[str], command: str) -> str:
     from geoadapt.cli.runs import resume_command
 
     if kept is None:
         return "interrupted; nothing to resume was kept"
-    folder, epochs = kept
-    return (
-        f"interrupted after {epochs} epoch(s); the run so far is kept in {folder}; resume with: {resume_command(argv)}"
-    )
+    folder, done = kept
+    what = f"{done} row(s) read" if command == "predict" else f"{done} epoch(s)"
+    return f"interrupted after {what}; the run so far is kept in {folder}; resume with: {resume_command(argv)}"
 
 
 def _run(args: argparse.Namespace, argv: list[str]) -> int:
@@ -97,7 +96,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
         config = resolve(args.command, args.config, overrides_of(args))
         importlib.import_module(f"geoadapt.cli.{args.command.replace('-', '_')}").run(config)
     except KeyboardInterrupt:
-        print(f"geoadapt {args.command}: {_interrupted(kept_run(args, config), argv)}", file=sys.stderr)
+        print(f"geoadapt {args.command}: {_interrupted(kept_run(args, config), argv, args.command)}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except ERRORS as err:
         if args.debug:

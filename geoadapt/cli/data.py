@@ -14,8 +14,9 @@ POTENTIAL_EVAL_BATCH_SIZE = 64  # validation of potentials: the forces take a ba
 POTENTIAL_DATA = "md17_<molecule> (a dataset card) or mmff_<set> (MMFF94-labelled rdkit conformers, e.g. mmff_nci)"
 
 
-def dataset_card(config: dict[str, Any]) -> dict[str, Any]:
-    """The card of ``data=``: a card name, or a CSV of molecules read with ``smiles_column`` / ``target_columns``."""
+def dataset_card(config: dict[str, Any], model_task: str | None = None) -> dict[str, Any]:
+    """The card of ``data=``: a card name, or a CSV of molecules read with ``smiles_column`` / ``target_columns``
+    and ``task`` (``model_task``: the task of the model being measured, used when ``task`` is not set)."""
     from geoadapt.data import csv_card, read_card
 
     data = str(config["data"])
@@ -29,11 +30,11 @@ def dataset_card(config: dict[str, Any]) -> dict[str, Any]:
                 f"target_columns: expected the target column(s) of {data} (e.g. target_columns=[{columns[-1]}]), "
                 f"got none; its columns are {columns}"
             )
-        if "task" in config and config["task"] is None:  # evaluate reads the task from the checkpoint
+        task = config.get("task") or model_task
+        if task is None:
             from geoadapt.tasks import task_names
 
             raise ConfigError(f"task: expected one of {list(task_names())} for the CSV file {data}, got none")
-        task = config.get("task") or "regression"
         return csv_card(path, config.get("smiles_column") or "smiles", config["target_columns"], task)
     given = [k for k in CSV_KEYS if config.get(k) is not None]
     if given:

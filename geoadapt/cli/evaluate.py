@@ -19,7 +19,8 @@ def _inputs(config: dict[str, Any], model, device, task) -> list:
     from geoadapt.train.pretrain import loader_for, source_splits
 
     split, limit = config["split"], config["limit"]
-    (dataset,) = source_splits(dataset_card(config), limit, False, label=config["data"], splits=(split,))
+    card = dataset_card(config, task.name)
+    (dataset,) = source_splits(card, limit, False, label=config["data"], splits=(split,))
     if getattr(dataset, "dropped_line", lambda: None)():
         print(dataset.dropped_line(), file=sys.stderr if config["json"] else sys.stdout)
     batches = [b for b, _ in zip(loader_for(dataset, 128, False), range(MEASURED_BATCHES))]
@@ -27,37 +28,31 @@ def _inputs(config: dict[str, Any], model, device, task) -> list:
     return [to_device(b if not isinstance(b, (list, tuple)) else b[0], device) for b in batches]
 
 
-def checkpoint_task(model):
-    """The task a model was trained for (recorded in its checkpoint; regression when none is), bound to it."""
-    from geoadapt.tasks import make_task
-
-    task = make_task((model.checkpoint.get("extra") or {}).get("task") or "regression")
-    task.bind(model, model.spec)
-    return task
-
-
 def card_from_config(config: dict[str, Any]) -> dict[str, Any]:
-    """Load the model and data of ``config`` and measure the report card: the loaded model answers in target
-    units (:func:`geoadapt.checkpoints.load`), so the absolute errors are in them; relative errors divide by the task's
-    scale (for regression, the targets' spread)."""
+    """Load the model and data of ``config`` and measure the report card: the model answers in target units
+    (:func:`geoadapt.prediction.resolve_predictor`, the resolution ``geoadapt predict`` uses), so the absolute
+    errors are in them; relative errors divide by the task's scale (for regression, the targets' spread)."""
     from geoadapt.cli.models import model_from_config
     from geoadapt.devices import resolve_device
     from geoadapt.metrics.report_card import report_card
-    from geoadapt.models import network_of
     from geoadapt.models.potential import Forces
+    from geoadapt.prediction import resolve_predictor
     from geoadapt.spec import Spec
 
     device = resolve_device(config["device"])
     model = model_from_config(config).to(device).eval()
-    task = checkpoint_task(model)
+    target = resolve_predictor(model, config["task"])
+    task, network = target.task, target.network
     inputs = _inputs(config, model, device, task)
-    network = network_of(model)
     # An energy model evaluated on data with forces: its forces (node-level 1o) get their own rows.
     energy_model = model.spec.output == Spec(output="0e").output and model.spec.output_level == "graph"
     forces = Forces(network) if energy_model and all(getattr(b, "force", None) is not None for b in inputs) else None
     groups = [g for g in config["groups"].split(",") if g]
-    consistency, scale = task.measures_consistency, task.equivariance_scale()
-    measured = report_card(model, network, inputs, groups, model.spec, config["samples"], scale, consistency, forces)
+    consistency, scale = task.measures_consistency, target.scale
+    predictor = target.module.eval()
+    measured = report_card(
+        predictor, network, inputs, groups, model.spec, config["samples"], scale, consistency, forces
+    )
     source = str(config["checkpoint"] or config["model"])
     return {"checkpoint": source, "arch": model.arch, "data": config["data"], "split": config["split"], **measured}
 

@@ -120,7 +120,34 @@ EVALUATE_KEYS = [
     Key("limit", None, LIMIT_HELP),
     Key("samples", 8, "group samples per input"),
     *_csv_keys(),
+    Key("task", None, "with `data=<file.csv>`: `regression` or `classification` (default: the checkpoint's task)"),
     Key("json", False, "print the card as JSON (also `--json`)"),
+    Key("device", "auto", "`auto`, `cpu`, `cuda` or `cuda:N`"),
+    Key("trust_code", False, TRUST_HELP),
+]
+PREDICT_KEYS = [
+    Key("checkpoint", None, CHECKPOINT_HELP),
+    Key("model", None, "a registered pretrained model by name, e.g. `sevennet_0` (energies of structures)"),
+    Key("data", REQUIRED, "a CSV file of SMILES, a structure file (extxyz: a potential's energies) or a dataset card"),
+    Key("out", REQUIRED, "the CSV file of predictions to write (rows that failed: `<out stem>.failed.csv` beside it)"),
+    Key("task", None, "`regression`, `classification` or `potential` (default: the checkpoint's; extxyz: `potential`)"),
+    Key("smiles_column", None, "with `data=<file.csv>`: the column of SMILES (default `smiles`)"),
+    Key("target_columns", None, "with `data=<file.csv>`: target column(s) to copy beside the predictions (optional)"),
+    Key("id_column", None, "with `data=<file.csv>`: a column to copy beside each prediction as `id`"),
+    Key("split", None, "with a dataset card: only its `train`, `val` or `test` split (default: every row)"),
+    Key("limit", None, "the first N rows only"),
+    Key("with_equivariance", False, "each prediction's own equivariance error under `group` (`samples` copies)"),
+    Key("symmetrize", False, "each prediction's symmetrized value (rotations: frame or parity average, exact)"),
+    Key("group", None, "the group of the errors, e.g. `so3` (default: the model's adaptation group; 3D inputs: SO(3))"),
+    Key("samples", 8, "transformed copies per input"),
+    Key("seed", defaults.SEED, "seed of the group elements drawn"),
+    Key("forces", None, "with a potential: a CSV file to write the forces to (row, atom, fx, fy, fz in eV/Å)"),
+    Key("batch_size", defaults.EVAL_BATCH_SIZE, "inputs per forward pass"),
+    Key("chunk_size", 1000, "rows read, featurized and written at a time (what bounds the memory)"),
+    Key("workers", None, "processes that featurize SMILES (default: every core)"),
+    Key("resume", False, "continue an interrupted run after its last written row (same keys)"),
+    Key("overwrite", False, "replace existing output files (only files `geoadapt predict` wrote)"),
+    Key("progress", True, "progress on standard error: a bar on a terminal, else one line per chunk"),
     Key("device", "auto", "`auto`, `cpu`, `cuda` or `cuda:N`"),
     Key("trust_code", False, TRUST_HELP),
 ]
@@ -128,6 +155,7 @@ KEYS: dict[str, list[Key]] = {
     "pretrain": PRETRAIN_KEYS,
     "adapt": ADAPT_KEYS,
     "evaluate": EVALUATE_KEYS,
+    "predict": PREDICT_KEYS,
     "report": [Key("runs", REQUIRED, "run folders, as words after `report` or `runs=a,b`")],
     "bench": [
         Key("name", REQUIRED, "the benchmark: a script in `benchmarks/`, as the first word after `bench`"),
@@ -152,13 +180,15 @@ HELP = {
     "strategy and equivariance regularizers; task=potential fits energies and forces",
     "evaluate": "print an equivariance report card (per group and per layer; forces too for energy models) of a "
     "checkpoint or a registered pretrained model on a dataset",
+    "predict": "predict new inputs (a CSV of SMILES, a dataset card, an extxyz file) in target units, streamed into "
+    "a CSV file, each prediction with its own equivariance error on request",
     "report": "compare run folders in one markdown table",
     "bench": "run a benchmark script from benchmarks/ (e.g. `bench equivariance_eval quick=true`)",
     "datasets": "list the dataset cards and whether their files are present",
     "convert-checkpoint": "rewrite a checkpoint of an earlier format that pickled Python objects as plain data; "
     "this unpickles (runs) the file: only for a file you trust, with trust_code=true",
 }
-WHOLE_NUMBERS = ("epochs", "batch_size", "limit", "samples", "patience")  # each >= 1 when set
+WHOLE_NUMBERS = ("epochs", "batch_size", "limit", "samples", "patience", "chunk_size", "workers")  # each >= 1 when set
 CSV_KEYS = ("smiles_column", "target_columns", "task")  # only with data=<file.csv>
 
 

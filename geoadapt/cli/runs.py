@@ -24,10 +24,30 @@ def resume_command(argv: list[str]) -> str:
     return "geoadapt " + shlex.join([*kept, "resume=true"])
 
 
+def kept_predictions(config: dict[str, Any]) -> tuple[Path, int] | None:
+    """The partial predictions file of ``geoadapt predict`` and the input rows it covers, when one was kept."""
+    import json
+
+    from geoadapt.prediction.writer import partial
+
+    kept = partial(Path(config["out"]))
+    state = kept.with_suffix(".partial.json")
+    if not (kept.is_file() and state.is_file()):
+        return None
+    try:
+        rows = int(json.loads(state.read_text())["rows"])
+    except (ValueError, KeyError, TypeError):  # a state it cannot read is nothing to resume from
+        return None
+    return (kept, rows) if rows > 0 else None
+
+
 def kept_run(args: argparse.Namespace, config: dict[str, Any] | None) -> tuple[Path, int] | None:
-    """The partial folder of this command's run and its epochs done, when it holds a checkpoint to resume from."""
+    """The partial folder of this command's run and its epochs done, when it holds a checkpoint to resume from
+    (``predict``: the partial predictions file and the rows read)."""
     from geoadapt.runs import partial_folder
 
+    if config is not None and args.command == "predict":
+        return kept_predictions(config)
     if config is None or args.command not in TRAINING_COMMANDS:
         return None
     last = partial_folder(config["out"]) / "last.pt"

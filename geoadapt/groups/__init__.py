@@ -6,6 +6,7 @@
 
 from geoadapt.groups.base import Element, Group, ProductGroup
 from geoadapt.groups.commuting import why_not_commuting
+from geoadapt.groups.default import default_group
 from geoadapt.groups.euclidean import E3, O3, SE3, SO3, Translation
 from geoadapt.groups.permutation import Permutation
 from geoadapt.groups.planar import SO2, Cyclic, Dihedral
@@ -42,6 +43,7 @@ def group_from_name(name: str) -> Group:
 __all__ = [
     "Element",
     "Group",
+    "default_group",
     "SO3",
     "O3",
     "E3",

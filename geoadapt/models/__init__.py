@@ -6,7 +6,7 @@ init)`` declares your own ``nn.Module`` so strategies, the Trainer and checkpoin
 :class:`Predictor`, answering in target units.
 """
 
-from geoadapt.models import cnn, e3nn_gnn, egnn, gcn, gin, naive, pointnet, schnet, sevennet  # noqa: F401  (registration)
+from geoadapt.models import cnn, e3nn_gnn, egnn, gcn, gin, naive, pointnet, portable, schnet, sevennet  # noqa: F401  (registration)
 from geoadapt.models.custom import register_class, wrap
 from geoadapt.models.predictor import Predictor, network_of, scaler_of
 from geoadapt.models.registry import available, build, register

@@ -24,6 +24,7 @@ from typing import Any
 
 from torch import nn
 
+from geoadapt.models.examples import keep_example
 from geoadapt.spec import Spec
 
 ARCH = "custom"
@@ -56,6 +57,7 @@ def wrap(
     module.spec, module.symmetry, module.arch = spec, symmetry, ARCH
     module.config = {"class": class_path(type(module)), "init": dict(init or {}), "symmetry": symmetry}
     register_class(type(module))  # declared by the user in this process: its checkpoints load here without trust
+    keep_example(module)  # its checkpoint's graph form is captured on it (loads without the class)
     return module
 
 
@@ -119,4 +121,5 @@ def rebuild(
         raise TypeError(f"builder: expected it to return a torch.nn.Module, got {type(module).__name__}")
     module.symmetry, module.arch = config.get("symmetry"), ARCH
     module.config = {**dict(config), "class": config["class"]}
+    keep_example(module)
     return module

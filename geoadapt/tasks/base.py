@@ -28,9 +28,10 @@ class Task:
     Class attributes a subclass sets: ``name`` (the registry key), ``default_distance`` (what
     ``EquivarianceRegularizer(distance="auto")`` resolves to), ``headline_metric`` (the validation metric a run is
     judged by and progress lines show), ``higher_is_better`` (metrics early stopping maximizes),
-    ``measures_consistency`` (also measure prediction consistency, for classifiers) and ``data_kind`` (where the
+    ``measures_consistency`` (also measure prediction consistency, for classifiers), ``data_kind`` (where the
     command line reads the task's data: ``"cards"``, dataset cards with targets ``y``; ``"structures"``, labelled
-    structures such as ``md17_<molecule>``).
+    structures such as ``md17_<molecule>``), ``prediction_column`` (the name of the prediction columns
+    ``geoadapt predict`` writes) and ``gives_forces`` (predictions can carry forces ``-dE/dpos``: energy models).
 
     Lifecycle, as the Trainer calls it: :meth:`bind` (model and Spec known), :meth:`prepare` (the training
     loader, before training: fit the scaler), :meth:`setup` (once, before the first epoch), then per step
@@ -45,6 +46,8 @@ class Task:
     higher_is_better: ClassVar[frozenset[str]] = frozenset({"equivariance_score", "consistency"})
     measures_consistency: ClassVar[bool] = False
     data_kind: ClassVar[str] = "cards"
+    prediction_column: ClassVar[str] = "prediction"
+    gives_forces: ClassVar[bool] = False
 
     def __init__(self) -> None:
         self.spec: Spec | None = None
@@ -101,6 +104,24 @@ class Task:
     def metrics(self, predictor: nn.Module, batches: Sequence[Pair]) -> dict[str, float]:
         """Task metrics of ``predictor`` (target units) on ``(inputs, targets)`` pairs."""
         raise NotImplementedError(f"task {self.name!r}: expected a metrics(predictor, batches) method")
+
+    # --- predictions (geoadapt.predict) ------------------------------------------------------------
+    def prediction_values(self, outputs: Tensor) -> Tensor:
+        """What a prediction reports of the predictor's outputs ``(n, dim)``: the outputs themselves here."""
+        return outputs
+
+    def prediction_labels(self, outputs: Tensor) -> Tensor | None:
+        """``(n,)`` the label of each prediction, for tasks that predict classes; ``None`` here."""
+        return None
+
+    def outputs_from_values(self, values: Tensor) -> Tensor:
+        """Inverse of :meth:`prediction_values` (a predictions file read back): ``values`` here."""
+        return values
+
+    def prediction_metrics(self, outputs: Tensor, targets: Tensor) -> dict[str, float]:
+        """Task metrics of the predictor's outputs ``(n, dim)`` against ``targets`` ``(n, T)`` (the task bound):
+        :meth:`metrics` of outputs computed already."""
+        return self.metrics(nn.Identity(), [(outputs, targets)])
 
     def equivariance_scale(self) -> Tensor | None:
         """Block scales relative equivariance errors divide by (``None``: the outputs' own spread)."""

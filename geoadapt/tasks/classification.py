@@ -11,7 +11,7 @@ from torch import Tensor, nn
 
 from geoadapt.equivariance import output_rows
 from geoadapt.metrics.collapse import CollapseDetector, class_statistics
-from geoadapt.metrics.task import classification_metrics
+from geoadapt.metrics.task import classification_metrics, predicted_class
 from geoadapt.structure import AnyData
 from geoadapt.tasks.base import Pair, Task
 from geoadapt.tasks.registry import register_task
@@ -36,6 +36,7 @@ class Classification(Task):
     headline_metric = "accuracy"
     higher_is_better = Task.higher_is_better | {"accuracy", "precision", "recall", "f1", "roc_auc"}
     measures_consistency = True
+    prediction_column = "probability"
 
     def output_columns(self, inputs: AnyData, targets: Any, num_classes: int | None = None) -> int | None:
         """One logit per class beyond two classes (two classes: the architecture's default head)."""
@@ -54,6 +55,25 @@ class Classification(Task):
         out = torch.cat([output_rows(predictor(inputs), spec) for inputs, _ in batches])
         y = torch.cat([targets for _, targets in batches])
         return {**classification_metrics(out, y), **class_statistics(out, y)}
+
+    def prediction_values(self, outputs: Tensor) -> Tensor:
+        """Class probabilities: ``sigmoid`` of one logit (class 1), ``softmax`` of several."""
+        return torch.sigmoid(outputs) if outputs.shape[-1] == 1 else torch.softmax(outputs, dim=-1)
+
+    def prediction_labels(self, outputs: Tensor) -> Tensor:
+        """``(n,)`` predicted classes (:func:`~geoadapt.metrics.task.predicted_class`)."""
+        return predicted_class(outputs)
+
+    def outputs_from_values(self, values: Tensor) -> Tensor:
+        """Logits whose probabilities are ``values`` ``(n, C)``: ``log(p / (1 - p))`` for one column, ``log p`` for
+        several (softmax undoes it); probabilities of 0 or 1 give infinite logits, of the same class."""
+        p = values.double()
+        return torch.log(p) - torch.log1p(-p) if p.shape[-1] == 1 else torch.log(p)
+
+    def prediction_metrics(self, outputs: Tensor, targets: Tensor) -> dict[str, float]:
+        """The metrics of :meth:`metrics` of logits ``(n, C)`` against labels ``(n, 1)`` (no Spec needed)."""
+        labels = targets.reshape(-1).long()
+        return {**classification_metrics(outputs, labels), **class_statistics(outputs, labels)}
 
     def epoch_checks(self, history: Sequence[Mapping[str, float]]) -> list[str]:
         """Say so the epoch a collapse to one class is detected (:class:`~geoadapt.metrics.CollapseDetector` over

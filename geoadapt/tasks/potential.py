@@ -47,6 +47,8 @@ class Potential(Task):
     default_distance = "mse"
     headline_metric = "force_rmse"
     data_kind = "structures"
+    prediction_column = "energy"
+    gives_forces = True
 
     def __init__(
         self,
@@ -90,6 +92,12 @@ class Potential(Task):
     def metrics(self, predictor: nn.Module, batches: Sequence[Pair]) -> dict[str, float]:
         """Energy, force (and stress) errors of the energy model ``predictor``."""
         return potential_metrics(predictor, [inputs for inputs, _ in batches])
+
+    def prediction_metrics(self, outputs: Tensor, targets: Tensor) -> dict[str, float]:
+        """Errors of energies ``(n, 1)`` against reference energies ``(n, 1)``, in eV: ``energy_mae_total`` and
+        ``energy_rmse_total`` (forces and per-atom errors need the structures: :meth:`metrics`)."""
+        error = (outputs.double() - targets.double().reshape(outputs.shape)).reshape(-1)
+        return {"energy_mae_total": float(error.abs().mean()), "energy_rmse_total": float(error.pow(2).mean().sqrt())}
 
     def scale_description(self) -> str:
         return "the forces' spread"

@@ -100,6 +100,10 @@ class Regression(Task):
         y = torch.cat([targets for _, targets in batches])
         return regression_metrics(out, y.reshape(out.shape[0], -1))
 
+    def prediction_metrics(self, outputs: Tensor, targets: Tensor) -> dict[str, float]:
+        """MSE, MAE, RMSE and R² of outputs in target units ``(n, dim)`` (as :meth:`metrics`; no Spec needed)."""
+        return regression_metrics(outputs, targets.reshape(outputs.shape[0], -1))
+
     def equivariance_scale(self) -> Tensor | None:
         """The targets' spread per output block (:meth:`~geoadapt.models.Standardize.block_scale`)."""
         block_scale = getattr(self.scaler, "block_scale", None)

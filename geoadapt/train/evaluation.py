@@ -3,31 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from geoadapt.devices import to_device
-from geoadapt.groups import Group
+from geoadapt.groups import default_group
 from geoadapt.metrics.equivariance import measure_equivariance
 from geoadapt.regularizers import mean_penalty
-from geoadapt.spec import Spec
-from geoadapt.structure import is_graph
 from geoadapt.tasks import Pair
 
 if TYPE_CHECKING:
     from geoadapt.train.trainer import Trainer
-
-
-def default_group(spec: Spec, inputs: Any) -> Group:
-    """The symmetry to measure when none was named: SO3 if the Spec has positions, else permutations of
-    graph nodes, else C4 for images."""
-    from geoadapt.groups import SO3, Cyclic, Permutation
-
-    if is_graph(inputs):
-        return SO3() if spec.positions and all(p in inputs for p in spec.positions) else Permutation()
-    return Cyclic(4) if getattr(inputs, "dim", lambda: 0)() == 4 else SO3()
 
 
 def pairs_of(trainer: Trainer, loader: Iterable) -> list[Pair]:
