@@ -7,6 +7,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from geoadapt.errors import ConfigError
+
 
 def _provenance(config: dict[str, Any], regularizers: list, trainer, dropped: dict | None) -> dict[str, Any]:
     """What the summary records of the run besides its metrics: command, sources, regularizers and their state."""
@@ -36,10 +38,21 @@ def _last_line(config: dict[str, Any], summary: dict[str, Any], trainer, regular
     )
 
 
+def _potential_data(config: dict[str, Any], model) -> tuple[Any, Any]:
+    """Read and check every file, set the energy reference and label the replay structures, before any training:
+    the training and validation loaders of ``task=potential``."""
+    from geoadapt.cli.potential_data import potential_graphs, potential_loaders, replay_graphs, set_energy_reference
+
+    train, val, e0s = potential_graphs(config, model)
+    print(set_energy_reference(config, model, train, e0s))
+    return potential_loaders(config, train, val, replay_graphs(config, model, train))
+
+
 def run(config: dict[str, Any]) -> None:
     """Adapt, train and write the run folder ``out``; the last line says the headline metric and equivariance."""
     from geoadapt.cli.data import dataset_card, training_loaders
     from geoadapt.cli.models import check_model_reads, model_from_config, model_label, strategy_from_config
+    from geoadapt.cli.potential_data import is_structure_file
     from geoadapt.cli.runs import resume_note
     from geoadapt.groups import group_from_name
     from geoadapt.regularizers.from_config import regularizers_from_config
@@ -47,9 +60,14 @@ def run(config: dict[str, Any]) -> None:
     from geoadapt.train.from_config import trainer_from_config
     from geoadapt.train.potential import force_spec
 
-    model = model_from_config(config)
     potential = config["task"] == "potential"
+    if is_structure_file(config["data"]) and not potential:
+        raise ConfigError(
+            f"task: expected task=potential for the file of structures {config['data']}, got {config['task']}"
+        )
+    model = model_from_config(config)
     card = {"task": "potential"} if potential else dataset_card(config)
+    loaders = _potential_data(config, model) if potential else None
     groups = [group_from_name(g) for g in config["groups"]]
     regularizers = regularizers_from_config(config, force_spec(model.spec) if potential else model.spec)
     strategy = strategy_from_config(config, model, groups[0])
@@ -57,10 +75,12 @@ def run(config: dict[str, Any]) -> None:
         print(note)
     resume_note(config)
     with run_folder(config["out"], config["overwrite"], config["resume"], config) as folder:
-        train, val, dropped = training_loaders(config, card)
+        train, val, dropped = (*loaders, None) if potential else training_loaders(config, card)
         check_model_reads(model, val, f"{model_label(config, model)} on data {config['data']}", "")
+        # task=potential: the energy reference was set above (e0s=), so the Trainer does not refit it again
+        options = {"refit_shift": False} if potential else {}
         trainer = trainer_from_config(
-            model, config, card["task"], regularizers, strategy, groups=groups, run_dir=folder
+            model, config, card["task"], regularizers, strategy, groups=groups, run_dir=folder, **options
         )
         trainer.fit(train, val)
         extra, record = _provenance(config, regularizers, trainer, dropped), {"task": trainer.task, "augment": None}

@@ -66,6 +66,9 @@ def _validate(config: dict[str, Any]) -> None:
         raise ConfigError(f"groups: expected at least one group name (e.g. groups=so3,perm), got {config['groups']!r}")
     if config.get("task") is not None and config["task"] not in TASKS:
         raise ConfigError(f"task: expected one of {list(TASKS)}, got {config['task']!r}")
+    from geoadapt.cli.potential_data import check_keys
+
+    check_keys(config)
     if isinstance(config.get("target_columns"), str):
         config["target_columns"] = [config["target_columns"]]
     if "device" in config:

@@ -10,7 +10,10 @@ from geoadapt.cli.keys import CSV_KEYS, TASKS
 from geoadapt.errors import ConfigError
 
 POTENTIAL_EVAL_BATCH_SIZE = 64  # validation of potentials: the forces take a backward pass per batch
-POTENTIAL_DATA = "md17_<molecule> (a dataset card) or mmff_<set> (MMFF94-labelled rdkit conformers, e.g. mmff_nci)"
+POTENTIAL_DATA = (
+    "md17_<molecule> (a dataset card) or mmff_<set> (MMFF94-labelled rdkit conformers, e.g. mmff_nci) or a file of "
+    "structures (.extxyz)"
+)
 
 
 def dataset_card(config: dict[str, Any]) -> dict[str, Any]:
@@ -62,14 +65,11 @@ def training_splits(card: dict[str, Any], config: dict[str, Any]) -> tuple[Any, 
 
 
 def training_loaders(config: dict[str, Any], card: dict[str, Any]) -> tuple[Any, Any, dict[str, Any] | None]:
-    """Train and validation loaders of ``adapt`` (``task=potential``: :func:`potential_split` of its data) and
-    the counts of rows dropped when loading."""
+    """Train and validation loaders of ``adapt`` for a regression or classification card, and the counts of rows
+    dropped when loading (``task=potential``: :mod:`geoadapt.cli.potential_data`)."""
     from geoadapt import defaults
     from geoadapt.train.pretrain import loader_for
 
-    if config["task"] == "potential":
-        train, val = potential_split(potential_dataset(config), config["seed"])
-        return loader_for(train, config["batch_size"], True), loader_for(val, POTENTIAL_EVAL_BATCH_SIZE, False), None
     train, val, dropped = training_splits(card, config)
     return loader_for(train, config["batch_size"], True), loader_for(val, defaults.EVAL_BATCH_SIZE, False), dropped
 
