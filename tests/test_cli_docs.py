@@ -54,8 +54,21 @@ def examples() -> list[list[str]]:
     return [argv[1:] for argv in commands]
 
 
+def write_structures(folder: Path) -> None:
+    """train.extxyz (with IsolatedAtom frames), val.extxyz and test.extxyz: EMT-labelled Cu and Au structures."""
+    import ase.io
+
+    from geoadapt.data.emt import emt_structures, isolated_atoms
+
+    metals = ("Cu", "Au")
+    ase.io.write(folder / "train.extxyz", emt_structures(8, seed=0, elements=metals) + isolated_atoms(metals))
+    ase.io.write(folder / "val.extxyz", emt_structures(3, seed=1, elements=metals))
+    ase.io.write(folder / "test.extxyz", emt_structures(3, seed=2, elements=metals))
+
+
 def test_every_example_runs_top_to_bottom(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
+    write_structures(tmp_path)
     assert {argv[0] for argv in examples()} == set(HELP)  # one example at least for every command
     outputs = []
     for argv in examples():
@@ -68,4 +81,8 @@ def test_every_example_runs_top_to_bottom(tmp_path, monkeypatch, capsys):
     report = next(out for argv, out in outputs if argv[0] == "report")
     assert all(run in report for run in ("runs/nci", "runs/chembl ", "runs/chembl-lora"))
     assert (tmp_path / "runs" / "chembl" / "summary.json").is_file()
+    potential = next(out for argv, out in outputs if "data=train.extxyz" in argv)
+    assert "energy reference: the isolated-atom energies" in potential and "replay: 16 source-like" in potential
+    card = next(out for argv, out in outputs if "data=test.extxyz" in argv)
+    assert "| source-like crystals labelled by sevennet_0 | 8" in card and "| test.extxyz" in card
     assert (tmp_path / "results" / "quick" / "datasets.json").is_file()
