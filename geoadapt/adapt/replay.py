@@ -151,7 +151,14 @@ class ReplayLoader:
         if ratio > 0 and not replay:
             raise ValueError(f"replay: expected labelled graphs to mix in at ratio {ratio}, got none")
         self.loader, self.replay, self.ratio = loader, list(replay), float(ratio)
-        self.dataset = getattr(loader, "dataset", None)  # what a DataLoader shows of itself
+
+    @property
+    def dataset(self) -> None:
+        """Not exposed: a loader rebuilt from its dataset (the Trainer's sharding under torchrun) would lose replay."""
+        raise AttributeError(
+            "ReplayLoader.dataset: expected a single-process run; sharding across processes rebuilds a loader from "
+            "its dataset and would drop the replay graphs, so a ReplayLoader has none"
+        )
 
     def __len__(self) -> int:
         return len(self.loader)  # type: ignore[arg-type]

@@ -8,6 +8,7 @@ command with one line naming the file, the frame and the key.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -57,8 +58,9 @@ def read_structures(path: str, config: dict[str, Any], model=None):
     from geoadapt.io import read
 
     keys = label_keys(config)
-    if keys == "calculator":
-        print(f"{path}: labels read from the frames' calculator results (keys=calculator), not REF_* keys")
+    if keys == "calculator":  # on standard error under json=true, so that standard output stays JSON
+        note = f"{path}: labels read from the frames' calculator results (keys=calculator), not REF_* keys"
+        print(note, file=sys.stderr if config.get("json") else sys.stdout)
     known = model if getattr(model, "elements", None) is not None else None
     return read(Path(path).expanduser(), keys=keys, stress=config.get("stress"), elements=known)
 

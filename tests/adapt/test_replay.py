@@ -105,6 +105,10 @@ def test_molecules_mix_with_crystals_and_missing_fields_are_named():
         ReplayLoader(DataLoader(with_stress), crystals, 1.0)
     with pytest.raises(ValueError, match="replay: expected labelled graphs to mix in at ratio 0.25, got none"):
         ReplayLoader(DataLoader(with_stress), [], 0.25)
+    loader = ReplayLoader(DataLoader(with_stress), crystals, 0.25)
+    assert getattr(loader, "dataset", None) is None  # no dataset to rebuild a loader from (and lose the replay)
+    with pytest.raises(AttributeError, match="sharding across processes rebuilds a loader from its dataset"):
+        _ = loader.dataset
 
 
 def adapted(source: LennardJones, replay: list | None, epochs: int = 6) -> LennardJones:
