@@ -184,3 +184,33 @@ def test_foundation_adaptation_quick_run(tmp_path, capsys):
     }
     assert (tmp_path / "foundation_adaptation.md").read_text().count("\n|") >= 7
     assert "parity_average_exact" in capsys.readouterr().out
+
+
+def test_the_stress_shim_adds_the_stress_term_to_the_trainers_loss():
+    from torch_geometric.data import Batch
+    from torch_geometric.loader import DataLoader
+
+    from geoadapt.data.emt import emt_structures
+    from geoadapt.io import from_atoms
+    from geoadapt.models.potential import potential
+    from geoadapt.train import Trainer
+    from geoadapt.train.potential import PotentialLoss
+    from tests.models.pair_potential import LennardJones
+
+    shim = _load("_stress_shim")
+    graphs = from_atoms(emt_structures(4, seed=0, elements=("Cu", "Au"))).graphs
+    trainer = Trainer(LennardJones(), "potential", groups=[], max_epochs=1, progress=False, force_weight=2.0)
+    shim.add_stress_term(trainer, 100.0)
+    batch = Batch.from_data_list(graphs)
+    view = trainer.output_view(trainer.model)
+    view.reset()
+    forces = view(batch)  # the first call keeps the energies and stresses, as in a training step
+    loss = trainer.potential_loss(view.energy, forces, batch)
+    out = potential(trainer.model, batch, stress=True)  # the same terms, computed apart
+    stress_term = 100.0 * (out.stress - batch.stress).pow(2).mean()
+    expected = PotentialLoss(1.0, 2.0)(out.energy, out.forces, batch) + stress_term
+    assert abs(float(loss) - float(expected)) < 1e-6 * float(expected)
+    trainer.fit(DataLoader(graphs, batch_size=2))
+    assert math.isfinite(trainer.history[-1]["train_loss"])
+    with pytest.raises(ValueError, match="add_stress_term: expected a Trainer of task 'potential', got 'regression'"):
+        shim.add_stress_term(Trainer(LennardJones(), "regression", groups=[], progress=False), 1.0)
