@@ -134,22 +134,22 @@ def measure(model: nn.Module, trainer: Trainer, data: dict) -> dict[str, float]:
 
 
 def seconds_per_step(
-    methods: tuple[str, ...], base: nn.Module, data: dict, setting: Setting, steps: int, repeats: int
+    methods: tuple[str, ...], base: nn.Module, data: dict, setting: Setting, steps: int, repeats: int, warmup: int = 1
 ) -> dict[str, dict[str, float]]:
-    """Seconds per training step of each method over ``repeats`` interleaved rounds (one warm-up round first,
+    """Seconds per training step of each method over ``repeats`` interleaved rounds (after ``warmup`` rounds,
     discarded), each round ``steps`` steps of a fresh Trainer on the same first batches: the median, min and max of
     the wall time, and the median of the process's CPU time (the same on an idle machine; on a shared one the wall
     time also holds the waits for a core)."""
     batches = data["train"][: steps * setting.batch_size]
     wall: dict[str, list[float]] = {m: [] for m in methods}
     cpu: dict[str, list[float]] = {m: [] for m in methods}
-    for round_ in range(repeats + 1):
+    for round_ in range(warmup + repeats):
         for method in methods:
             trainer = trainer_for(method, base, 1e-3, setting, seed=0, epochs=1)
             loader = train_loader(method, batches, data["replay"], setting, shuffle=False)
             start, start_cpu = time.perf_counter(), time.process_time()
             trainer.fit(loader)
-            if round_:
+            if round_ >= warmup:
                 wall[method].append((time.perf_counter() - start) / trainer.global_step)
                 cpu[method].append((time.process_time() - start_cpu) / trainer.global_step)
     return {

@@ -71,9 +71,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
+    args.timing_warmup = 1
     if args.quick:
-        args.train, args.val, args.test, args.epochs, args.replay, args.forgetting = 8, 4, 4, 1, 4, 4
-        args.timing_steps, args.timing_repeats = 1, 1
+        args.train, args.val, args.test, args.epochs, args.replay, args.forgetting = 4, 2, 2, 1, 2, 2
+        args.timing_steps, args.timing_repeats, args.timing_warmup = 1, 1, 0
     args.grid = {m: rates[:1] for m, rates in LR_GRID.items()} if args.quick else LR_GRID  # quick: one rate each
     return args
 
@@ -175,7 +176,7 @@ def main(argv: list[str] | None = None) -> dict:
                       args.replay_ratio)  # fmt: skip
     data, base, refit = datasets(args)
     runs = run_all(base, data, setting, args.seed, args.workers, args.grid)
-    timing = seconds_per_step(TRAINED, base, data, setting, args.timing_steps, args.timing_repeats)
+    timing = seconds_per_step(TRAINED, base, data, setting, args.timing_steps, args.timing_repeats, args.timing_warmup)
     rows = {}
     for method, run in runs.items():
         rows[method] = {"method": method, "lr": run["lr"], **run["test"], "trainable_share": run["trainable_share"]}
