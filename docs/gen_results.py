@@ -1,7 +1,8 @@
 """The results pages of the documentation, generated from ``results/*.json`` (and ``results/*.md`` tables).
 
 Each page is a Jinja template in ``docs/templates/results/``: prose written by hand, every number read from the
-JSON that a script in ``benchmarks/`` wrote (``results_data``, ``results_molecular``, ``results_tables`` read it).
+JSON that a script in ``benchmarks/`` wrote (``results_data``, ``results_molecular``, ``results_potentials``,
+``results_tables`` read it).
 The MkDocs hook (``docs/hooks.py``) renders them at every build; ``python docs/gen_results.py --out DIR`` writes
 them to ``DIR`` to read or diff.
 """
@@ -18,6 +19,7 @@ import jinja2
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import results_data  # noqa: E402
 import results_molecular  # noqa: E402
+import results_potentials  # noqa: E402
 import results_tables  # noqa: E402
 
 TEMPLATES = Path(__file__).resolve().parent / "templates" / "results"
@@ -25,11 +27,11 @@ ROOT = results_data.ROOT
 
 
 def environment() -> jinja2.Environment:
-    """Templates with every public helper of the three modules in scope; an undefined name is an error."""
+    """Templates with every public helper of the four modules in scope; an undefined name is an error."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES), undefined=jinja2.StrictUndefined, keep_trailing_newline=True
     )
-    for module in (results_data, results_molecular, results_tables):
+    for module in (results_data, results_molecular, results_potentials, results_tables):
         env.globals.update(
             {
                 name: value
