@@ -1,8 +1,8 @@
 """One adaptation run of SevenNet-0 on EMT crystals, its measurement and its timing (potential_adaptation.py).
 
 Every trained method goes through geoadapt's Trainer with a strategy (``finetune``, ``freeze``, ``lora``,
-``parity_average``); replay is a :class:`~geoadapt.adapt.replay.ReplayLoader` around the training loader; the stress
-term enters the loss through the benchmark's shim (``_stress_shim.py``).
+``parity_average``) and the potential task (:class:`~geoadapt.tasks.Potential`: energies per atom, forces and
+stresses in the loss); replay is a :class:`~geoadapt.adapt.replay.ReplayLoader` around the training loader.
 """
 
 from __future__ import annotations
@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from _stress_shim import add_stress_term
 from torch import nn
 from torch_geometric.loader import DataLoader
 
 from geoadapt.adapt.forgetting import forgetting, potential_errors
 from geoadapt.adapt.replay import ReplayLoader
 from geoadapt.groups import O3, SE3
+from geoadapt.tasks import Potential
 from geoadapt.train import Trainer
 
 TRAINED = ("finetune", "freeze", "lora", "lora_replay", "finetune_replay", "parity")
@@ -52,27 +52,28 @@ class Setting:
 
 
 def trainer_for(method: str, base: nn.Module, lr: float, setting: Setting, seed: int, epochs: int) -> Trainer:
-    """A Trainer of ``method`` on a copy of ``base``, with the stress term added (the shim)."""
+    """A Trainer of ``method`` on a copy of ``base``, with energies, forces and stresses in the loss."""
     model = copy.deepcopy(base)
     strategy = STRATEGY.get(method, method)
     options = {"patterns": freeze_patterns(model)} if method == "freeze" else {}
-    trainer = Trainer(
+    task = Potential(
+        energy_weight=setting.energy_weight,
+        force_weight=setting.force_weight,
+        stress_weight=setting.stress_weight,
+        refit_shift=False,  # refitted once on the base model: every method starts from the same zero-shot
+    )
+    return Trainer(
         model,
-        "potential",
+        task,
         strategy=strategy,
         strategy_options=options,
         groups=[SE3(), O3()],
         max_epochs=epochs,
         lr=lr,
         seed=seed,
-        refit_shift=False,  # refitted once on the base model: every method starts from the same zero-shot
         progress=False,
         eq_samples=setting.eq_samples,
-        energy_weight=setting.energy_weight,
-        force_weight=setting.force_weight,
     )
-    add_stress_term(trainer, setting.stress_weight)
-    return trainer
 
 
 def train_loader(method: str, train: list, replay: list, setting: Setting, shuffle: bool = True) -> Any:

@@ -36,8 +36,8 @@ from geoadapt.models import build  # noqa: E402
 from geoadapt.models.sevennet import refit_energy_shift  # noqa: E402
 from geoadapt.regularizers import EquivarianceRegularizer  # noqa: E402
 from geoadapt.report import table  # noqa: E402
+from geoadapt.tasks import Potential  # noqa: E402
 from geoadapt.train import Trainer  # noqa: E402
-from geoadapt.train.potential import force_spec  # noqa: E402
 
 METHODS = ("zero_shot", "finetune", "readout", "lora", "lora_o3", "parity")
 COLUMNS = ("energy_mae", "force_rmse", "se3_error", "o3_error", "trainable", "s_per_step", "peak_mb")
@@ -77,11 +77,13 @@ def run_method(method: str, base, train: list, test: list, args, seed: int) -> d
         strategy = {"lora_o3": "lora", "parity": "parity_average"}.get(method, method)
     if method == "readout":
         strategy, options = "freeze", {"patterns": readout_patterns(model)}
+    # refit_shift=False: refitted once on the base model, so every method starts from the same zero-shot
+    task = Potential(force_weight=args.force_weight, refit_shift=False)
     if method == "lora_o3":
-        regularizers = [EquivarianceRegularizer(O3(), force_spec(model.spec))]
+        regularizers = [EquivarianceRegularizer(O3(), task.view_spec(model.spec))]
     trainer = Trainer(
         model,
-        "potential",
+        task,
         regularizers,
         strategy=strategy or "finetune",
         strategy_options=options,
@@ -89,10 +91,8 @@ def run_method(method: str, base, train: list, test: list, args, seed: int) -> d
         max_epochs=0 if method == "zero_shot" else args.epochs,
         lr=args.lr,
         seed=seed,
-        refit_shift=False,  # refitted once on the base model, so every method starts from the same zero-shot
         progress=False,
         eq_samples=2,
-        force_weight=args.force_weight,
     )
     loader = DataLoader(train, batch_size=args.batch_size, shuffle=True)
     start = time.perf_counter()

@@ -10,8 +10,8 @@ Forgetting: crystals of other elements and structure types (bcc/hcp metals, rock
 adapted model against those labels. Replay (``*_replay``): another set of such pseudolabelled crystals mixed into
 every training step at ``--replay-ratio`` (``geoadapt.adapt.replay.ReplayLoader``).
 
-Loss: energy per atom, forces and stress (MSE; weights ``--energy-weight``, ``--force-weight``, ``--stress-weight``),
-the stress term through the benchmark's shim (``_stress_shim.py``). Learning rates: each of ``finetune``,
+Loss: energy per atom, forces and stress (MSE; weights ``--energy-weight``, ``--force-weight``, ``--stress-weight``
+of the potential task). Learning rates: each of ``finetune``,
 ``freeze`` and ``lora`` is trained at every rate of its grid and keeps the one with the lowest validation force MAE;
 ``*_replay`` and ``parity`` use the rate chosen for the method they extend. Timing: median seconds per training step
 over interleaved repeats (fresh trainers, the same batches).

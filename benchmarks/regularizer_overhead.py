@@ -57,9 +57,7 @@ def _label(config: tuple) -> str:
 def model_for(name: str, checkpoint: Path | None, seed: int) -> torch.nn.Module:
     torch.manual_seed(seed)
     if checkpoint is not None:
-        model = load_model(checkpoint)
-        model.normalization = None
-        return model
+        return load_model(checkpoint)  # the Trainer fits the target scale of this task
     return build(name)
 
 

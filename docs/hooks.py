@@ -17,6 +17,8 @@ import gen_results  # noqa: E402
 
 TUTORIALS = gen_results.ROOT / "tutorials"
 RESULTS = gen_results.ROOT / "results"
+# Pages written in docs/ whose tables come from results/*.json: rendered as templates at every build.
+TEMPLATED_PAGES = ("promises.md",)
 
 
 def tutorial_page(path: Path) -> str:
@@ -48,3 +50,10 @@ def on_files(files: Files, config) -> Files:
     for script in sorted(TUTORIALS.glob("[a-z]_*.py")):
         files.append(File.generated(config, f"tutorials/{script.stem}.md", content=tutorial_page(script)))
     return files
+
+
+def on_page_markdown(markdown: str, page, config, files) -> str:
+    """Render the pages of ``TEMPLATED_PAGES`` with the results helpers (their numbers read from the JSON)."""
+    if page.file.src_uri in TEMPLATED_PAGES:
+        return gen_results.render_text(markdown)
+    return markdown

@@ -16,6 +16,7 @@ from geoadapt.groups import O3, SO3, Group, Permutation
 from geoadapt.models import build
 from geoadapt.models import load as load_model
 from geoadapt.regularizers.from_config import regularizers_from_config
+from geoadapt.tasks import Task
 from geoadapt.train import Trainer
 from geoadapt.train.from_config import trainer_from_config
 
@@ -45,7 +46,7 @@ class MethodResult:
     trainer: Trainer | None = field(default=None, repr=False)
 
     def predictor(self) -> nn.Module:
-        """The adapted model with de-standardized outputs (target units)."""
+        """The adapted model answering in target units."""
         return self.trainer.predictor()
 
 
@@ -77,7 +78,7 @@ def adapt_once(
     epochs: int,
     lr: float,
     groups: Sequence[Group] = (SO3(), Permutation()),
-    task: str = "regression",
+    task: Task | str = "regression",
     progress: bool | None = False,
     regularizer_options: dict[str, Any] | None = None,
 ) -> MethodResult:

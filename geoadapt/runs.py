@@ -181,66 +181,39 @@ def write_summary(folder: Path, summary: dict[str, Any]) -> None:
     tmp.replace(folder / "summary.json")
 
 
+def run_name(folder: str | os.PathLike) -> str:
+    """The name of the run in ``folder``: the folder's name, without the ``.partial`` a run works in."""
+    name = Path(folder).name
+    return name.removesuffix(".partial")
+
+
 def finish_run(
     folder: Path,
     trainer: Any,
-    model: Any,
     val_loader: Any,
     name: str,
     data: str,
     summary_extra: dict[str, Any],
     record: dict[str, Any],
 ) -> dict[str, Any]:
-    """Complete a run folder after ``trainer.fit``: validation metrics, the plots, ``model.pt`` and, last (a folder
-    with ``summary.json`` is complete), ``summary.json``; returns the summary.
+    """Complete a run folder after ``trainer.fit`` (which wrote the history and the plots): validation metrics,
+    ``model.pt`` and, last (a folder with ``summary.json`` is complete), ``summary.json``; returns the summary.
 
     Args:
-        trainer: the fitted :class:`~geoadapt.train.Trainer`; ``model`` what to save (an adapted wrapper too).
-        name, data: the run's name (plot titles, ``summary["run"]``) and its data (recorded in the checkpoint).
+        trainer: the fitted :class:`~geoadapt.train.Trainer`; its predictor is saved (the adapted model with its
+            target scaler, if any).
+        name, data: the run's name (``summary["run"]``) and its data (recorded in the checkpoint).
         summary_extra: provenance for the summary (command, strategy, regularizers' logs, ...).
         record: what the checkpoint records of the training (``extra``: task, augmentation, ...).
     """
     from geoadapt.models import save
-    from geoadapt.plots import history_figures, save_figures
 
     metrics = trainer.evaluate(val_loader)
-    angles, errors, relative_to = _error_by_angle(trainer, val_loader)
-    save_figures(folder, history_figures(trainer.history, angles, errors, title=name, relative_to=relative_to))
     summary = {"run": name, **summary_extra, **{f"val_{k}": v for k, v in metrics.items()}}
     summary["epochs"] = len(trainer.history)
-    if errors:
-        summary["error_vs_angle"] = dict(zip([round(math.degrees(a)) for a in angles], errors))
+    if trainer.error_by_angle:
+        summary["error_vs_angle"] = dict(trainer.error_by_angle)
     scores = {k: v for k, v in summary.items() if isinstance(v, float)}
-    save(model, folder / "model.pt", normalization=trainer.normalization, dataset=data, metrics=scores, extra=record)
+    save(trainer.predictor(), folder / "model.pt", dataset=data, metrics=scores, extra=record)
     write_summary(folder, summary)
     return summary
-
-
-def _error_by_angle(trainer: Any, val_loader: Any) -> tuple[list[float] | None, list[float] | None, str]:
-    """Angles about z (radians, 15° to 180°), the validation error at each, and what the error is relative to;
-    ``None`` when nothing in the data rotates (images, or no positions): the curve would be zero by construction.
-
-    The headline error's definition: predictions in target units relative to the targets' spread (regression),
-    the outputs' spread (classification) or, for potentials, the forces (node-level 1o) relative to their own.
-    """
-    import torch
-
-    from geoadapt.devices import to_device
-    from geoadapt.metrics import error_vs_angle
-    from geoadapt.structure import concat
-
-    potential = trainer.task == "potential"
-    scale = None if potential else trainer.equivariance_scale()
-    relative_to = (
-        "the forces' spread" if potential else "the outputs' spread" if scale is None else "the targets' spread"
-    )
-    if hasattr(val_loader.dataset, "images"):
-        return None, None, relative_to
-    sample = concat([b for b, _ in zip(val_loader, range(2))])
-    if not (trainer.spec.positions and all(sample.get(p) is not None for p in trainer.spec.positions)):
-        return None, None, relative_to
-    angles = torch.linspace(0, math.pi, 13)[1:]  # 0 degrees is exact by definition
-    predictor = trainer.output_view(trainer.model).eval() if potential else trainer.predictor()
-    sample = to_device(sample, trainer.device)
-    errors = error_vs_angle(predictor, sample, trainer.output_spec, angles, scale).tolist()
-    return angles.tolist(), errors, relative_to

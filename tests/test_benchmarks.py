@@ -37,6 +37,8 @@ def _finite(value) -> bool:
         "classification_adaptation",
         "graph_classification",
         "e3nn_speed",
+        "promise_classification",
+        "constraint_bounds",
     ],
 )
 def test_quick_run(script, tmp_path, capsys):
@@ -46,6 +48,15 @@ def test_quick_run(script, tmp_path, capsys):
     assert all(_finite(row) for row in payload["rows"])
     printed = capsys.readouterr().out
     assert printed.count("\n|") >= len(payload["rows"]) + 1  # header, rule and one line per row
+
+
+def test_classifier_trace_quick_run(tmp_path, capsys):
+    payload = _load("classifier_trace").main(["--quick", "--out", str(tmp_path)])
+    saved = json.loads((tmp_path / "classifier_trace.json").read_text())
+    assert saved["runs"] == payload["runs"] and set(payload["runs"]) == {"plain", "regularizer"}
+    rows = payload["runs"]["regularizer"]
+    assert len(rows) == 2 and all(r["weight"] > 0 and 0.5 <= r["share"] <= 1 for r in rows)
+    assert all(_finite({k: v for k, v in r.items() if v is not None}) for r in rows)
 
 
 def test_molecular_adaptation_quick_run(tmp_path, capsys):
@@ -186,31 +197,16 @@ def test_foundation_adaptation_quick_run(tmp_path, capsys):
     assert "parity_average_exact" in capsys.readouterr().out
 
 
-def test_the_stress_shim_adds_the_stress_term_to_the_trainers_loss():
-    from torch_geometric.data import Batch
-    from torch_geometric.loader import DataLoader
-
-    from geoadapt.data.emt import emt_structures
-    from geoadapt.io import from_atoms
-    from geoadapt.models.potential import potential
-    from geoadapt.train import Trainer
-    from geoadapt.train.potential import PotentialLoss
-    from tests.models.pair_potential import LennardJones
-
-    shim = _load("_stress_shim")
-    graphs = from_atoms(emt_structures(4, seed=0, elements=("Cu", "Au"))).graphs
-    trainer = Trainer(LennardJones(), "potential", groups=[], max_epochs=1, progress=False, force_weight=2.0)
-    shim.add_stress_term(trainer, 100.0)
-    batch = Batch.from_data_list(graphs)
-    view = trainer.output_view(trainer.model)
-    view.reset()
-    forces = view(batch)  # the first call keeps the energies and stresses, as in a training step
-    loss = trainer.potential_loss(view.energy, forces, batch)
-    out = potential(trainer.model, batch, stress=True)  # the same terms, computed apart
-    stress_term = 100.0 * (out.stress - batch.stress).pow(2).mean()
-    expected = PotentialLoss(1.0, 2.0)(out.energy, out.forces, batch) + stress_term
-    assert abs(float(loss) - float(expected)) < 1e-6 * float(expected)
-    trainer.fit(DataLoader(graphs, batch_size=2))
-    assert math.isfinite(trainer.history[-1]["train_loss"])
-    with pytest.raises(ValueError, match="add_stress_term: expected a Trainer of task 'potential', got 'regression'"):
-        shim.add_stress_term(Trainer(LennardJones(), "regression", groups=[], progress=False), 1.0)
+def test_molecular_adaptation_merge_replaces_only_the_rerun_methods(tmp_path):
+    script = _load("molecular_adaptation")
+    old = [{"method": m, "seed": s, "value": "old"} for s in (0, 1) for m in ("finetune", "augment", "regularizer")]
+    saved = {"backbones": {"scratch": {"runs": old}}}
+    (tmp_path / "molecular_adaptation_esol.json").write_text(json.dumps(saved))
+    new = [{"method": "regularizer", "seed": s, "value": "new"} for s in (0, 1)]
+    runs = script.merged(tmp_path, "esol", "scratch", new, ["regularizer"])
+    assert [(r["method"], r["seed"], r["value"]) for r in runs] == [
+        ("finetune", 0, "old"), ("augment", 0, "old"), ("regularizer", 0, "new"),
+        ("finetune", 1, "old"), ("augment", 1, "old"), ("regularizer", 1, "new"),
+    ]  # fmt: skip
+    with pytest.raises(SystemExit, match="--merge: expected"):
+        script.merged(tmp_path, "lipophilicity", "scratch", new, ["regularizer"])

@@ -117,10 +117,10 @@ def test_pretrain_adapt_evaluate_report(pretrained, tmp_path, capsys):
 def test_error_vs_angle_is_in_target_units_like_the_headline_error(pretrained, tmp_path, capsys):
     from geoadapt.data import load
     from geoadapt.metrics import error_vs_angle
+    from geoadapt.models import Predictor
     from geoadapt.models import load as load_model
     from geoadapt.structure import concat
     from geoadapt.train.pretrain import loader_for
-    from geoadapt.train.targets import Denormalized, target_scale
 
     out = tmp_path / "ad"
     argv = ["adapt", f"checkpoint={pretrained / 'model.pt'}", "data=rdkit_chembl2321810", f"out={out}"]
@@ -128,15 +128,16 @@ def test_error_vs_angle_is_in_target_units_like_the_headline_error(pretrained, t
     assert code == 0, err
     reported = json.loads((out / "summary.json").read_text())["error_vs_angle"]
     model = load_model(out / "model.pt").eval()
+    assert isinstance(model, Predictor)  # a regressor comes back answering in target units
     sample = concat(list(loader_for(load("rdkit_chembl2321810", split="val", limit=80, progress=False), 256, False)))
     angles = torch.tensor([math.radians(float(a)) for a in reported])
-    scale = target_scale(model.normalization, model.spec)
-    target_units = error_vs_angle(Denormalized(model, model.normalization), sample, model.spec, angles, scale)
+    scale = model.scaler.block_scale(model.spec)
+    target_units = error_vs_angle(model, sample, model.spec, angles, scale)
     assert list(reported.values()) == pytest.approx(target_units.tolist(), rel=1e-4)
     # The headline error's definition: the same curve from standardized outputs against a unit scale.
-    standardized = error_vs_angle(model, sample, model.spec, angles, scale=1.0)
+    standardized = error_vs_angle(model.network, sample, model.spec, angles, scale=1.0)
     assert torch.allclose(standardized, target_units, rtol=1e-4)
-    assert not torch.allclose(error_vs_angle(model, sample, model.spec, angles), target_units, rtol=0.1)
+    assert not torch.allclose(error_vs_angle(model.network, sample, model.spec, angles), target_units, rtol=0.1)
 
 
 def test_plots_have_whole_epoch_ticks_and_the_run_name():

@@ -24,7 +24,7 @@ from geoadapt.groups import E3, ProductGroup, SignFlip, Translation
 from geoadapt.groups.records import group_from_record, group_to_record, register_group
 from geoadapt.models import build, checkpoint, load, save
 from geoadapt.serialization import UnsafeFileError, atomic_save, safe_load
-from geoadapt.train import Trainer
+from geoadapt.train import Trainer, resume
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -124,13 +124,13 @@ def interrupted_run(tmp_path: Path, genuine: Path) -> list[str]:
     ]
     calls = []
 
-    def stop_after_first(self, name):
+    def stop_after_first(trainer, name):
         calls.append(name)
-        atomic_save(self.state(), self.run_dir / name)
+        atomic_save(trainer.state(), trainer.run_dir / name)
         raise KeyboardInterrupt
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(Trainer, "_save_state", stop_after_first)
+        patch.setattr(resume, "save_state", stop_after_first)
         assert main(argv) == 130
     assert (tmp_path / "run.partial" / "last.pt").is_file()
     return argv
@@ -233,7 +233,7 @@ def test_checkpoints_refuse_objects_when_written(tmp_path):
     with pytest.raises(TypeError, match=r"x.pt\['extra'\]\['when'\]: expected tensors and plain data .* got Payload"):
         save(build("naive_gnn", hidden=8, num_layers=1), tmp_path / "x.pt", extra={"when": Payload(tmp_path)})
     assert not (tmp_path / "x.pt").exists()
-    assert checkpoint.FORMAT_VERSION == 3
+    assert checkpoint.FORMAT_VERSION == 4
 
 
 def test_loading_in_a_fresh_process_runs_nothing(genuine, tmp_path):

@@ -34,8 +34,7 @@ loaders = DataLoader(train.graphs, batch_size=32, shuffle=True), DataLoader(val.
 # %%
 for method in ("fine-tune", "constrained"):
     torch.manual_seed(0)
-    model = load_model("/tmp/geoadapt_tutorial_b.pt")
-    model.normalization = None
+    model = load_model("/tmp/geoadapt_tutorial_b.pt")  # answers in TPSA units; the Trainer refits the scale
     regs = []
     if method == "constrained":
         regs = [ConstrainedEquivarianceRegularizer(EquivarianceRegularizer(SO3(), model.spec), epsilon=1e-3)]

@@ -19,6 +19,7 @@ from geoadapt.adapt.freezing import apply_head_policy, soft_freeze_groups
 from geoadapt.adapt.options import StrategyOptions, parse_options
 from geoadapt.groups import Group, ProductGroup, group_from_name
 from geoadapt.groups.records import group_from_record, group_to_record
+from geoadapt.models.predictor import network_of
 from geoadapt.spec import Spec
 
 log = logging.getLogger("geoadapt")
@@ -95,8 +96,10 @@ class Strategy:
     def apply(self, model: nn.Module, spec: Spec | None = None, group: Group | None = None) -> nn.Module:
         """Adapt ``model``: head policy (logged), structure, trainable parameters. Returns ``self.model``.
 
-        ``spec`` defaults to ``model.spec``; ``group`` is needed by strategies with ``needs_group``.
+        ``spec`` defaults to ``model.spec``; ``group`` is needed by strategies with ``needs_group``. A
+        :class:`~geoadapt.models.Predictor` is adapted through its network (what trains).
         """
+        model = network_of(model)
         self._bind(model, spec, group)
         frozen = {id(p): p for p in model.parameters() if not p.requires_grad}
         head_notes = []  # apply_head_policy logs its own line
@@ -123,6 +126,7 @@ class Strategy:
         Used to rebuild a saved adapted model before loading its weights and, with ``record=False``
         (no step added to ``model.adaptations``), by the Trainer to train a model as it is.
         """
+        model = network_of(model)
         self._bind(model, spec, group)
         return self._build(model, record)
 

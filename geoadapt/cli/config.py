@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from geoadapt.cli.keys import DEFAULTS, REQUIRED, TASKS, WHOLE_NUMBERS
+from geoadapt.cli.keys import DEFAULTS, REQUIRED, WHOLE_NUMBERS
 from geoadapt.errors import ConfigError
 
 __all__ = ["ConfigError", "resolve"]
@@ -64,8 +64,13 @@ def _validate(config: dict[str, Any]) -> None:
         raise ConfigError(f"lr: expected a learning rate > 0, got {config['lr']!r}")
     if "groups" in config and not config["groups"]:
         raise ConfigError(f"groups: expected at least one group name (e.g. groups=so3,perm), got {config['groups']!r}")
-    if config.get("task") is not None and config["task"] not in TASKS:
-        raise ConfigError(f"task: expected one of {list(TASKS)}, got {config['task']!r}")
+    if config.get("task") is not None:
+        from geoadapt.tasks import task_names
+
+        if config["task"] not in task_names():
+            raise ConfigError(f"task: expected one of {list(task_names())}, got {config['task']!r}")
+    if "task_options" in config and not isinstance(config["task_options"], dict):
+        raise ConfigError(f"task_options: expected a mapping of option names to values, got {config['task_options']!r}")
     from geoadapt.cli.potential_data import check_keys
 
     check_keys(config)

@@ -1,4 +1,5 @@
-"""The data of a command: the dataset card of ``data=`` (a card name or a CSV), its splits, potential data."""
+"""The data of a command: its task, the dataset card of ``data=`` (a card name or a CSV), its splits, and the
+labelled structures of a task that reads them (``task=potential``)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import csv
 from pathlib import Path
 from typing import Any
 
-from geoadapt.cli.keys import CSV_KEYS, TASKS
+from geoadapt.cli.keys import CSV_KEYS
 from geoadapt.errors import ConfigError
 
 POTENTIAL_EVAL_BATCH_SIZE = 64  # validation of potentials: the forces take a backward pass per batch
@@ -32,7 +33,9 @@ def dataset_card(config: dict[str, Any]) -> dict[str, Any]:
                 f"got none; its columns are {columns}"
             )
         if "task" in config and config["task"] is None:  # evaluate reads the task from the checkpoint
-            raise ConfigError(f"task: expected one of {list(TASKS)} for the CSV file {data}, got none")
+            from geoadapt.tasks import task_names
+
+            raise ConfigError(f"task: expected one of {list(task_names())} for the CSV file {data}, got none")
         task = config.get("task") or "regression"
         return csv_card(path, config.get("smiles_column") or "smiles", config["target_columns"], task)
     given = [k for k in CSV_KEYS if config.get(k) is not None]
@@ -41,6 +44,18 @@ def dataset_card(config: dict[str, Any]) -> dict[str, Any]:
             f"{given[0]}: only used with data=<file.csv>, got the dataset card {data!r} (its card sets it)"
         )
     return read_card(data)
+
+
+def task_and_card(config: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """The task of ``task=`` (else the card's) with ``task_options``, and the dataset card of ``data=`` (for a task
+    that reads labelled structures, a card naming only the task)."""
+    from geoadapt.tasks import TASKS, make_task
+
+    name = config.get("task")
+    if name is not None and TASKS[name].data_kind != "cards":
+        return make_task(name, config.get("task_options")), {"task": name}
+    card = dataset_card(config)
+    return make_task(name or card["task"], config.get("task_options")), card
 
 
 def _csv_header(path: Path) -> list[str]:
@@ -65,8 +80,8 @@ def training_splits(card: dict[str, Any], config: dict[str, Any]) -> tuple[Any, 
 
 
 def training_loaders(config: dict[str, Any], card: dict[str, Any]) -> tuple[Any, Any, dict[str, Any] | None]:
-    """Train and validation loaders of ``adapt`` for a regression or classification card, and the counts of rows
-    dropped when loading (``task=potential``: :mod:`geoadapt.cli.potential_data`)."""
+    """Train and validation loaders of ``adapt`` for a dataset card, and the counts of rows dropped when
+    loading (a task that reads labelled structures: :func:`geoadapt.cli.potential_data.structure_loaders`)."""
     from geoadapt import defaults
     from geoadapt.train.pretrain import loader_for
 
@@ -89,8 +104,9 @@ def potential_dataset(config: dict[str, Any]):
     raise ConfigError(f"data: expected {POTENTIAL_DATA} with task=potential, got {data!r}")
 
 
-def potential_split(dataset, seed: int = 0, val_fraction: float = 0.2) -> tuple[list, list]:
-    """Training and validation graphs: whole molecules (``mol_id``) on one side when the set has several."""
+def potential_split(dataset, seed: int = 0, val_fraction: float = 0.2) -> tuple[Any, Any]:
+    """Training and validation parts of a :class:`~geoadapt.data.potentials.PotentialDataset` (with its ``e0s``):
+    whole molecules (``mol_id``) on one side when the set has several."""
     import torch
 
     graphs = list(dataset.graphs)
@@ -98,9 +114,9 @@ def potential_split(dataset, seed: int = 0, val_fraction: float = 0.2) -> tuple[
     keys = sorted(set(groups))
     order = torch.randperm(len(keys), generator=torch.Generator().manual_seed(seed)).tolist()
     held = {keys[i] for i in order[: max(1, round(val_fraction * len(keys)))]}
-    train = [g for g, k in zip(graphs, groups) if k not in held]
-    val = [g for g, k in zip(graphs, groups) if k in held]
+    train = [i for i, k in enumerate(groups) if k not in held]
+    val = [i for i, k in enumerate(groups) if k in held]
     if not train or not val:
         name = getattr(dataset, "name", type(dataset).__name__)
         raise ConfigError(f"data {name}: expected graphs for training and validation, got {len(graphs)}")
-    return train, val
+    return dataset[train], dataset[val]

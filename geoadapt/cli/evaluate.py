@@ -11,9 +11,9 @@ from typing import Any
 MEASURED_BATCHES = 4  # batches of 128 samples measured
 
 
-def _inputs(config: dict[str, Any], model, device, graphs: list | None = None) -> list:
+def _inputs(config: dict[str, Any], model, device, task, graphs: list | None = None) -> list:
     """The first batches of the split, or of ``graphs`` (inputs only, on ``device``), after a check that the model
-    reads them."""
+    reads them and answers with the rows and columns of its Spec."""
     from geoadapt.cli.data import dataset_card
     from geoadapt.cli.models import check_model_reads, model_label
     from geoadapt.devices import to_device
@@ -27,34 +27,44 @@ def _inputs(config: dict[str, Any], model, device, graphs: list | None = None) -
     else:
         dataset = graphs
     batches = [b for b, _ in zip(loader_for(dataset, 128, False), range(MEASURED_BATCHES))]
-    check_model_reads(model, batches, f"{model_label(config, model)} on data {config['data']}", "")
+    check_model_reads(model, batches, f"{model_label(config, model)} on data {config['data']}", "", task)
     return [to_device(b if not isinstance(b, (list, tuple)) else b[0], device) for b in batches]
 
 
+def checkpoint_task(model):
+    """The task a model was trained for (recorded in its checkpoint; regression when none is), bound to it."""
+    from geoadapt.tasks import make_task
+
+    task = make_task((model.checkpoint.get("extra") or {}).get("task") or "regression")
+    task.bind(model, model.spec)
+    return task
+
+
 def card_from_config(config: dict[str, Any]) -> dict[str, Any]:
-    """Load the model and data of ``config`` and measure the report card (predictions in target units)."""
+    """Load the model and data of ``config`` and measure the report card: the loaded model answers in target
+    units (:func:`geoadapt.models.load`), so the absolute errors are in them; relative errors divide by the task's
+    scale (for regression, the targets' spread)."""
     from geoadapt.cli.models import model_from_config
     from geoadapt.cli.potential_data import is_structure_file, read_structures
     from geoadapt.devices import resolve_device
     from geoadapt.metrics.report_card import report_card
+    from geoadapt.models import network_of
     from geoadapt.models.potential import Forces
     from geoadapt.spec import Spec
-    from geoadapt.train.targets import Denormalized, target_scale
 
     device = resolve_device(config["device"])
     model = model_from_config(config).to(device).eval()
     graphs = read_structures(config["data"], config, model).graphs if is_structure_file(config["data"]) else None
     graphs = graphs[: config["limit"]] if graphs is not None and config["limit"] else graphs
-    normalization = getattr(model, "normalization", None)
-    predictor = Denormalized(model, normalization).eval()  # errors in target units
-    inputs = _inputs(config, model, device, graphs)
-    classifier = (model.checkpoint.get("extra") or {}).get("task") == "classification"
-    scale = None if classifier or normalization is None else target_scale(normalization, model.spec)
+    task = checkpoint_task(model)
+    inputs = _inputs(config, model, device, task, graphs)
+    network = network_of(model)
     # An energy model evaluated on data with forces: its forces (node-level 1o) get their own rows.
     energy_model = model.spec.output == Spec(output="0e").output and model.spec.output_level == "graph"
-    forces = Forces(model) if energy_model and all(getattr(b, "force", None) is not None for b in inputs) else None
+    forces = Forces(network) if energy_model and all(getattr(b, "force", None) is not None for b in inputs) else None
     groups = [g for g in config["groups"].split(",") if g]
-    measured = report_card(predictor, model, inputs, groups, model.spec, config["samples"], scale, classifier, forces)
+    consistency, scale = task.measures_consistency, task.equivariance_scale()
+    measured = report_card(model, network, inputs, groups, model.spec, config["samples"], scale, consistency, forces)
     source = str(config["checkpoint"] or config["model"])
     split = "every structure" if graphs is not None else config["split"]
     card = {"checkpoint": source, "arch": model.arch, "data": config["data"], "split": split, **measured}

@@ -33,7 +33,7 @@ def _run_keys() -> list[Key]:
     return [
         Key("overwrite", False, "replace an existing run folder (only one geoadapt made)"),
         Key("resume", False, "continue the interrupted run kept in `<out>.partial` (same settings)"),
-        Key("progress", True, "show progress bars"),
+        Key("progress", True, "a progress bar on a terminal, one line per epoch in a log (`2>run.log`); `false`: none"),
         Key("device", "auto", "`auto` (CUDA when available), `cpu`, `cuda` or `cuda:N`"),
         Key("precision", "32", "`32`, `bf16` or `fp16` (CUDA only): autocast for the training forward"),
     ]
@@ -67,7 +67,8 @@ def _label_keys() -> list[Key]:
 
 
 def _potential_adapt_keys() -> list[Key]:
-    """The keys of ``adapt task=potential``: validation, energy reference, loss weights, replay."""
+    """The keys of ``adapt task=potential``: validation, energy reference, replay (the loss weights are
+    ``task_options``)."""
     return [
         Key("val_data", None, "`task=potential`: a file of structures to validate on (else `val_fraction` of `data`)"),
         Key("val_fraction", 0.2, "`task=potential`: share of `data` held out for validation when `val_data` is unset"),
@@ -79,8 +80,6 @@ def _potential_adapt_keys() -> list[Key]:
             "squares on the training data), `keep`; `auto`: `isolated` when the files give every element's, "
             "else `refit`",
         ),
-        Key("energy_weight", 1.0, "`task=potential`: loss weight of the energies per atom"),
-        Key("force_weight", 1.0, "`task=potential`: loss weight of the forces"),
         Key("replay_ratio", 0.0, "`task=potential`: share of replay structures in every training step (0: no replay)"),
         Key(
             "replay_structures",
@@ -146,7 +145,18 @@ ADAPT_KEYS = [
     Key("early_stopping", None, "a validation metric to stop on, e.g. `rmse` or `accuracy` (best weights kept)"),
     Key("patience", 10, "epochs without improvement before early stopping"),
     *_csv_keys(),
-    Key("task", None, "with `data=<file.csv>`: `regression` or `classification`; or `potential` (energies, forces)"),
+    Key(
+        "task",
+        None,
+        "a registered task (`geoadapt.tasks`): with `data=<file.csv>` `regression` or `classification`; `potential` "
+        "(energies, forces, stresses)",
+    ),
+    Key(
+        "task_options",
+        {},
+        "options of the task, e.g. `{force_weight: 10, stress_weight: 1}` for `task=potential` "
+        "(`energy_weight`, `force_weight`, `stress_weight`, `refit_shift`) or `{keep_normalization: true}`",
+    ),
     *_potential_adapt_keys(),
     Key("trust_code", False, TRUST_HELP),
     *_run_keys(),
@@ -206,16 +216,7 @@ HELP = {
     "convert-checkpoint": "rewrite a checkpoint of an earlier format that pickled Python objects as plain data; "
     "this unpickles (runs) the file: only for a file you trust, with trust_code=true",
 }
-WHOLE_NUMBERS = (
-    "epochs",
-    "batch_size",
-    "limit",
-    "samples",
-    "patience",
-    "replay_structures",
-    "forgetting_structures",
-)  # each >= 1 when set
-TASKS = ("regression", "classification", "potential")
+WHOLE_NUMBERS = ("epochs", "batch_size", "limit", "samples", "patience", "replay_structures", "forgetting_structures")
 CSV_KEYS = ("smiles_column", "target_columns", "task")  # only with data=<file.csv>
 
 

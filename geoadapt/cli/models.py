@@ -47,17 +47,20 @@ def _describe(inputs: Any) -> str:
     return f"tensors of shape {tuple(getattr(inputs, 'shape', ()))}"
 
 
-def check_model_reads(model, loader, what: str, hint: str) -> None:
-    """One forward on one batch (eval mode, no gradients): a model that cannot read the data fails here, in one line."""
+def check_model_reads(model, loader, what: str, hint: str, task=None) -> None:
+    """One forward on one batch (eval mode, no gradients): a model that cannot read the data fails here, in one
+    line; so does (with ``task``) an output whose rows or columns are not those of the model's Spec."""
     import torch
     from e3nn import o3
 
     from geoadapt.devices import to_device
+    from geoadapt.models import network_of
     from geoadapt.structure import is_graph
-    from geoadapt.train.targets import split_batch
+    from geoadapt.tasks import split_batch
 
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    inputs = to_device(split_batch(next(iter(loader)))[0], device)
+    split = task.split if task is not None else split_batch
+    inputs = to_device(split(next(iter(loader)))[0], device)
     if is_graph(inputs):
         for field, irreps in model.spec.fields.items():
             value = inputs.get(field)
@@ -68,22 +71,26 @@ def check_model_reads(model, loader, what: str, hint: str) -> None:
                 )
     was_training = model.training
     model.eval()
+    network = network_of(model)
     try:
         with torch.no_grad():
-            model(inputs)
+            out = network(inputs)
     except (RuntimeError, TypeError, AttributeError, IndexError, KeyError, ValueError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ConfigError(f"{what}: the model cannot read {_describe(inputs)} ({first}){hint}") from err
     finally:
         model.train(was_training)
+    if task is not None:
+        task.check_output(out, inputs, network)
 
 
 def _sizes_from_data(card: dict[str, Any], loader) -> dict[str, Any]:
     """Input widths, and the output count of multi-class or multi-target data, read from the first batch."""
     from geoadapt.structure import is_graph
-    from geoadapt.train.targets import split_batch
+    from geoadapt.tasks import make_task
 
-    inputs, y = split_batch(next(iter(loader)))
+    task = make_task(card["task"])
+    inputs, y = task.split(next(iter(loader)))
     sizes: dict[str, Any] = {}
     if is_graph(inputs):
         if inputs.get("x") is not None:
@@ -91,11 +98,7 @@ def _sizes_from_data(card: dict[str, Any], loader) -> dict[str, Any]:
         sizes["edge_dim"] = int(inputs.edge_attr.shape[-1]) if inputs.get("edge_attr") is not None else 0
     elif getattr(inputs, "dim", lambda: 0)() == 4:
         sizes["in_channels"] = int(inputs.shape[1])
-    classes = card.get("num_classes") if card["task"] == "classification" else None
-    outputs = classes if classes and classes > 2 else None
-    rows = getattr(inputs, "num_graphs", -1)
-    if card["task"] == "regression" and y.dim() == 2 and y.shape[-1] > 1 and y.shape[0] == rows:
-        outputs = int(y.shape[-1])
+    outputs = task.output_columns(inputs, y, card.get("num_classes"))
     if outputs:
         sizes.update({"out_dim": outputs, "num_classes": outputs, "output": f"{outputs}x0e"})
     return sizes

@@ -43,6 +43,25 @@ def is_structure_file(data: Any) -> bool:
     return suffix in STRUCTURE_SUFFIXES or (path.is_file() and suffix != ".csv")
 
 
+def check_structure_task(config: dict[str, Any]) -> None:
+    """A file of structures needs a task that reads labelled structures (``task=potential``): one line if not."""
+    from geoadapt.tasks import TASKS
+
+    name = config.get("task")
+    if is_structure_file(config["data"]) and (name is None or TASKS[name].data_kind != "structures"):
+        readers = [n for n, cls in TASKS.items() if cls.data_kind == "structures"]
+        expected = " or ".join(f"task={reader}" for reader in readers)
+        raise ConfigError(f"task: expected {expected} for the file of structures {config['data']}, got {name}")
+
+
+def structure_loaders(config: dict[str, Any], model, task) -> tuple[Any, Any]:
+    """Read and check every file, set the energy reference and label the replay structures, before any training:
+    the training loader (replay mixed in) and the validation loader of a task that reads labelled structures."""
+    train, val, e0s = potential_graphs(config, model)
+    print(set_energy_reference(config, model, task, train, e0s))
+    return potential_loaders(config, train, val, replay_graphs(config, model, train))
+
+
 def label_keys(config: dict[str, Any]):
     """The :class:`~geoadapt.io.Keys` of the command (``keys=calculator``: the frames' calculator results)."""
     from geoadapt.io import Keys
@@ -96,29 +115,38 @@ def potential_loaders(config: dict[str, Any], train: list, val: list, replay: li
     return loader, loader_for(val, POTENTIAL_EVAL_BATCH_SIZE, False)
 
 
-def set_energy_reference(config: dict[str, Any], model, train: list, e0s: dict[int, float]) -> str:
-    """Set the per-element energy shift of ``model`` as ``e0s=`` says; returns a line saying what was done.
+def set_energy_reference(config: dict[str, Any], model, task, train: list, e0s: dict[int, float]) -> str:
+    """Set the per-element energy shift of ``model`` through ``task``'s set-up as ``e0s=`` says (the Trainer's
+    set-up then leaves it as set); returns a line saying what was done.
 
     ``auto``: the isolated-atom energies of the files when they give one for every element of the training data,
     else a least-squares refit on the training data; ``isolated`` / ``refit``: that one; ``keep``: the model's own.
     A model without a per-element shift (:class:`~geoadapt.models.potential.EnergyShift`) keeps its energies.
     """
-    from geoadapt.models.energy_shift import refit_energy_shift, set_isolated_atom_energies
+    from geoadapt.adapt.base import base_model
     from geoadapt.models.potential import EnergyShift
 
+    given = sorted(set(config.get("task_options") or {}) & {"refit_shift", "e0s"})
+    if given:
+        raise ConfigError(
+            f"task_options: expected the energy reference in the e0s key (auto, isolated, refit, keep), got {given}"
+        )
     choice = config["e0s"]
     elements = sorted({int(z) for g in train for z in g.z})
     missing = [z for z in elements if z not in e0s]
     if choice == "isolated" and missing:
         raise ConfigError(f"e0s=isolated: expected an IsolatedAtom frame for every element, got none for {missing}")
-    if choice == "keep":
-        return "energy reference: the model's own (e0s=keep)"
-    if not isinstance(model, EnergyShift):
+    if choice == "keep" or not isinstance(base_model(model), EnergyShift):
+        task.refit_shift = False
+        if choice == "keep":
+            return "energy reference: the model's own (e0s=keep)"
         return f"energy reference: {type(model).__name__} has no per-element energy shift; kept as it is"
-    if choice == "isolated" or (choice == "auto" and not missing):
-        set_isolated_atom_energies(model, {z: e0s[z] for z in elements})
+    isolated = choice == "isolated" or (choice == "auto" and not missing)
+    task.refit_shift, task.e0s = True, ({z: e0s[z] for z in elements} if isolated else {})
+    task.setup(model, train)
+    if isolated:
         return f"energy reference: the isolated-atom energies (E0s) of elements {elements} from the data"
-    fit = refit_energy_shift(model, train)
+    fit = task.shift_refit
     return (
         f"energy reference: refitted by least squares on the training data (elements {elements}): "
         f"energy MAE {fit.mae_before * 1000:.4g} -> {fit.mae_after * 1000:.4g} meV/atom"

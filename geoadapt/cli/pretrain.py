@@ -9,7 +9,7 @@ from typing import Any
 TRAINING_KEYS = ("epochs", "lr", "batch_size", "seed", "progress", "resume", "device", "precision")
 
 
-def _train(folder: Path, config: dict[str, Any], card: dict[str, Any]) -> tuple[dict[str, Any], str]:
+def _train(folder: Path, config: dict[str, Any], card: dict[str, Any]) -> tuple[dict[str, Any], Any]:
     """Fit the model in ``folder`` and complete the folder; returns the run's summary and task."""
     from geoadapt import defaults
     from geoadapt.cli.data import training_splits
@@ -27,14 +27,14 @@ def _train(folder: Path, config: dict[str, Any], card: dict[str, Any]) -> tuple[
     data = str(config["data"])
     extra = {"command": "pretrain", "model": config["model"], "data": data, "dropped": dropped}
     record = pretraining_record(trainer.task, config["augment"] or None, config["epochs"])
-    summary = finish_run(folder, trainer, model, val_loader, Path(config["out"]).name, data, extra, record)
+    summary = finish_run(folder, trainer, val_loader, Path(config["out"]).name, data, extra, record)
     return summary, trainer.task
 
 
 def run(config: dict[str, Any]) -> None:
     """Pretrain ``model`` on ``data`` and write the run folder ``out`` (``model.pt``, metrics, plots, summary)."""
     from geoadapt.cli.data import dataset_card
-    from geoadapt.cli.runs import headline, resume_note
+    from geoadapt.cli.runs import resume_note
     from geoadapt.groups import group_from_name
     from geoadapt.runs import run_folder
 
@@ -44,4 +44,4 @@ def run(config: dict[str, Any]) -> None:
     resume_note(config)
     with run_folder(config["out"], config["overwrite"], config["resume"], config) as folder:
         summary, task = _train(folder, config, card)
-    print(f"pretrained {config['model']} on {config['data']}: {headline(summary, task)}; run folder {config['out']}")
+    print(f"pretrained {config['model']} on {config['data']}: {task.headline(summary)}; run folder {config['out']}")

@@ -1,4 +1,4 @@
-"""What the training commands say about their run: the headline metric, and how to resume an interrupted run."""
+"""What the training commands say about their run: how to resume an interrupted run."""
 
 from __future__ import annotations
 
@@ -8,14 +8,6 @@ from pathlib import Path
 from typing import Any
 
 TRAINING_COMMANDS = ("pretrain", "adapt")  # the commands that keep a resumable run in <out>.partial
-
-
-def headline(summary: dict[str, Any], task: str) -> str:
-    """The validation metric a run is judged by: ``val rmse 0.912`` (regression) or ``val accuracy 0.85``."""
-    metric = "accuracy" if task == "classification" else "rmse"
-    if f"val_{metric}" not in summary:
-        return "no validation data"
-    return f"val {metric} {summary[f'val_{metric}']:.4g}"
 
 
 def resume_note(config: dict[str, Any]) -> None:

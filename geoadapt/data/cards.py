@@ -20,12 +20,26 @@ def card_names() -> list[str]:
     return sorted(p.stem for p in CARDS_DIR.glob("*.yaml"))
 
 
+def check_card_task(task: str) -> None:
+    """``ValueError`` unless ``task`` is a registered task (:mod:`geoadapt.tasks`) that reads dataset cards."""
+    from geoadapt.tasks import TASKS
+
+    readers = [name for name, cls in TASKS.items() if cls.data_kind == "cards"]
+    if task not in readers:
+        raise ValueError(f"task: expected a task of dataset cards among {readers}, got {task!r}")
+
+
 def read_card(name: str) -> dict[str, Any]:
-    """The card of dataset ``name`` as a dict."""
+    """The card of dataset ``name`` as a dict (its ``task`` checked against the registry of tasks)."""
     path = CARDS_DIR / f"{name.lower()}.yaml"
     if not path.is_file():
         raise ValueError(f"dataset name: expected one of {card_names()}, got {name!r}")
-    return yaml.safe_load(path.read_text())
+    card = yaml.safe_load(path.read_text())
+    try:
+        check_card_task(card.get("task"))
+    except ValueError as err:
+        raise ValueError(f"dataset card {path.name}: {err}") from None
+    return card
 
 
 def csv_card(
@@ -41,6 +55,9 @@ def csv_card(
     """
     if split not in ("random", "scaffold"):
         raise ValueError(f"split: expected 'random' or 'scaffold' for a CSV file, got {split!r}")
+    check_card_task(task)
+    from geoadapt.tasks import TASKS
+
     path = Path(path).resolve()
     return {
         "name": path.stem,
@@ -50,7 +67,7 @@ def csv_card(
         "smiles_column": smiles_column,
         "target_columns": list(target_columns),
         "task": task,
-        "metric": "rmse" if task == "regression" else "accuracy",
+        "metric": TASKS[task].headline_metric,
         "split": {"protocol": split, "fractions": [0.8, 0.1, 0.1], "seed": 0},
     }
 

@@ -19,13 +19,13 @@ from torch_geometric.data import Data
 from tqdm.auto import tqdm
 
 from geoadapt.data.cache import cache_root, content_key, load_graphs, save_graphs
+from geoadapt.data.cards import check_card_task
 from geoadapt.data.featurize import MOLECULE_SPEC, smiles_to_data
 from geoadapt.spec import Spec
 
 # Bump when featurize.py or what the cache file holds changes, so stale caches are not reused.
 # 2: the cache holds dropped rows by reason (parse, embed) instead of one list of failures.
 FEATURIZATION_VERSION = 2
-TASKS = ("regression", "classification")
 DROP_REASONS = {"nan_target": "NaN or empty targets", "parse": "unparsable SMILES", "embed": "failed 3D embeddings"}
 MISSING = {"", "nan", "na", "n/a", "none", "null"}  # target cells read as NaN (then dropped, and counted)
 
@@ -164,8 +164,7 @@ def build_molecules(
     targets, seed, conformers, featurization version), so a changed input is never served stale; it is
     written atomically under :func:`cache_root`.
     """
-    if task not in TASKS:
-        raise ValueError(f"task: expected one of {TASKS}, got {task!r}")
+    check_card_task(task)
     if len(smiles) != len(targets):
         raise ValueError(f"targets: expected one row per SMILES ({len(smiles)}), got {len(targets)}")
     targets = [list(map(float, t)) for t in targets]

@@ -1,6 +1,7 @@
 """Measuring equivariance (error, score, consistency, group accuracy) and task quality."""
 
 from geoadapt.equivariance import Comparison, transformed_outputs
+from geoadapt.metrics.collapse import Collapse, CollapseDetector, class_statistics
 from geoadapt.metrics.equivariance import (
     EquivarianceMeasurement,
     EquivarianceReport,
@@ -20,10 +21,13 @@ from geoadapt.metrics.equivariance import (
 from geoadapt.metrics.task import classification_metrics, predicted_class, regression_metrics
 
 __all__ = [
+    "Collapse",
+    "CollapseDetector",
     "Comparison",
     "EquivarianceMeasurement",
     "EquivarianceReport",
     "GroupAccuracy",
+    "class_statistics",
     "classification_metrics",
     "equivariance_error",
     "equivariance_report",

@@ -1,5 +1,5 @@
-"""Checkpoints: one file with architecture + config, weights, Spec, target normalization, provenance,
-and the adaptation strategies applied to the model (so adapters and wrappers load exactly)."""
+"""Checkpoints: one file with architecture + config, weights, Spec, the target scaler, provenance, and the
+adaptation strategies applied to the model (so adapters and wrappers load exactly)."""
 
 from __future__ import annotations
 
@@ -16,14 +16,17 @@ from geoadapt.devices import resolve_device
 from geoadapt.dtypes import default_dtype
 from geoadapt.groups import Group
 from geoadapt.models import custom
+from geoadapt.models.predictor import Predictor, network_of, scaler_of
 from geoadapt.models.registry import build
+from geoadapt.models.scalers import Standardize, TargetScaler, scaler_from_record, scaler_record
 from geoadapt.serialization import atomic_save, safe_load
 from geoadapt.spec import Spec
 
 FORMAT = "geoadapt-checkpoint"
+# 4: the target scaler as {"kind", "state"} (3 and earlier: a standardization under "normalization");
 # 3: groups stored as records, read with weights_only; 2: adapted models (strategy steps, trainable names, dtype).
-# 1 and 2 still load when they hold only tensors and plain data (see convert_legacy for those that do not).
-FORMAT_VERSION = 3
+# 1 to 3 still load when they hold only tensors and plain data (see convert_legacy for those that do not).
+FORMAT_VERSION = 4
 CONVERT_HINT = (
     "if you trust the file, convert it once with "
     "`geoadapt convert-checkpoint source={path} out=<new.pt> trust_code=true` "
@@ -34,7 +37,7 @@ CONVERT_HINT = (
 def save(
     model: nn.Module,
     path: str | os.PathLike,
-    normalization: dict[str, list[float]] | None = None,
+    target_scaler: TargetScaler | None = None,
     dataset: str | None = None,
     metrics: dict[str, float] | None = None,
     extra: dict[str, Any] | None = None,
@@ -45,16 +48,21 @@ def save(
     An adapted model (LoRA, a frame-averaged or canonicalized wrapper, ...) is saved whole: the
     checkpoint holds the base architecture and config, the recorded strategy steps and the state dict
     of the adapted model, so :func:`load` rebuilds the same structure before loading the weights.
+    A :class:`~geoadapt.models.predictor.Predictor` is saved as its network plus its scaler.
 
     Args:
-        normalization: target standardization, e.g. ``{"mean": [...], "std": [...]}``; defaults to
-            ``model.normalization`` (or the base model's) when the model carries one.
+        target_scaler: the scaler the network was trained with (e.g. a fitted
+            :class:`~geoadapt.models.scalers.Standardize`); defaults to the one ``model`` carries
+            (:func:`~geoadapt.models.predictor.scaler_of`: a predictor's, or the ``target_scaler`` the Trainer
+            records on the network it trains).
         dataset, metrics: where and how well the model was (pre)trained.
         extra: anything else JSON-like (e.g. an optimizer state for resuming).
     """
     from geoadapt import __version__
     from geoadapt.adapt.base import base_model
 
+    scaler = target_scaler if target_scaler is not None else scaler_of(model)
+    model = network_of(model)
     base = base_model(model)
     if not hasattr(base, "arch") or not hasattr(base, "config"):
         raise ValueError(
@@ -62,8 +70,6 @@ def save(
             f"(with .arch and .config), got {type(base).__name__}"
         )
     steps = list(getattr(model, "adaptations", []))
-    if normalization is None:
-        normalization = getattr(model, "normalization", None) or getattr(base, "normalization", None)
     payload = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -77,7 +83,7 @@ def save(
         "strategy_options": steps[-1]["options"] if steps else None,
         "trainable": [n for n, p in model.named_parameters() if p.requires_grad],
         "dtype": _float_dtype(model),
-        "normalization": normalization,
+        "target_scaler": scaler_record(scaler),
         "dataset": dataset,
         "metrics": dict(metrics or {}),
         "extra": dict(extra or {}),
@@ -141,6 +147,13 @@ def load(
 ) -> nn.Module:
     """Rebuild the model saved at ``path``; ``arch`` (optional) must match the saved (base) architecture.
 
+    **Its forward answers in target units.** When the checkpoint carries a target scaler (a regression network
+    trained on standardized targets), the result is a :class:`~geoadapt.models.predictor.Predictor`: the network
+    followed by the scaler's inverse, with the network as ``.network`` and its ``.spec``, ``.arch``,
+    ``.adaptations``, ``.checkpoint``, ``.symmetry``; the Trainer given it trains the network on scaled targets.
+    Otherwise (classifiers, potentials, networks trained on raw targets) it is the network itself. Checkpoints
+    of format 3 and earlier with a ``normalization`` load the same way.
+
     Reading runs no code from the file. A model declared with :func:`~geoadapt.models.wrap` is rebuilt by
     ``builder(**init)`` when given; else its class (named in the checkpoint) is imported and called with the saved
     ``init`` keywords only when it is a class registered in this process (:func:`~geoadapt.models.register_class`)
@@ -150,15 +163,33 @@ def load(
 
     Adapted models come back adapted: the base is built (in the saved dtype), the recorded strategy
     steps re-attach their adapters and wrappers, then the full state dict is loaded and the trainable
-    parameters are those that were trainable when saved. The returned model carries ``.arch``,
-    ``.spec``, ``.checkpoint`` (dataset, metrics, versions, strategy) and ``.normalization``.
+    parameters are those that were trainable when saved. The network carries ``.arch``, ``.spec``,
+    ``.checkpoint`` (dataset, metrics, versions, strategy) and ``.target_scaler`` (``None`` without one).
     """
-    from geoadapt.adapt.base import attach_steps
-
     target = resolve_device(device)
     payload = read(path)
     if arch is not None and payload["arch"] != arch:
         raise ValueError(f"checkpoint {path}: expected architecture {arch!r}, got {payload['arch']!r}")
+    model = _rebuild(payload, path, builder, trust_code)
+    if "trainable" in payload:
+        trainable = set(payload["trainable"])
+        for name, p in model.named_parameters():
+            p.requires_grad_(name in trainable)
+    model.to(target)
+    model.arch = payload["arch"]
+    model.checkpoint = {
+        k: payload.get(k) for k in ("dataset", "metrics", "library_version", "extra", "strategy", "strategy_options")
+    }
+    model.target_scaler = _stored_scaler(payload)
+    return Predictor(model, model.target_scaler) if model.target_scaler is not None else model
+
+
+def _rebuild(
+    payload: dict[str, Any], path: str | os.PathLike, builder: Callable[..., nn.Module] | None, trust_code: bool
+) -> nn.Module:
+    """The saved architecture (in its dtype) with its strategy steps re-attached and the saved weights loaded."""
+    from geoadapt.adapt.base import attach_steps
+
     dtype = payload.get("dtype")
     with default_dtype(getattr(torch, dtype)) if dtype else nullcontext():
         if payload["arch"] == custom.ARCH:
@@ -174,14 +205,13 @@ def load(
                 f"checkpoint {path}: weights do not fit architecture {payload['arch']!r} "
                 f"with strategies {[s['strategy'] for s in payload.get('adaptations', [])]} ({err})"
             ) from err
-    if "trainable" in payload:
-        trainable = set(payload["trainable"])
-        for name, p in model.named_parameters():
-            p.requires_grad_(name in trainable)
-    model.to(target)
-    model.arch = payload["arch"]
-    model.normalization = payload.get("normalization")
-    model.checkpoint = {
-        k: payload.get(k) for k in ("dataset", "metrics", "library_version", "extra", "strategy", "strategy_options")
-    }
     return model
+
+
+def _stored_scaler(payload: dict[str, Any]) -> TargetScaler | None:
+    """The checkpoint's target scaler: ``target_scaler`` (format 4), or the ``normalization`` of earlier formats."""
+    if payload.get("target_scaler") is not None:
+        return scaler_from_record(payload["target_scaler"])
+    if payload.get("normalization") is not None:
+        return Standardize.from_state(payload["normalization"])
+    return None

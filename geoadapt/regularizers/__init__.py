@@ -13,7 +13,9 @@ from geoadapt.regularizers.combined import (
     MixedEquivarianceRegularizer,
     constraint_verdict,
 )
+from geoadapt.regularizers.dual import LogMultiplier
 from geoadapt.regularizers.equivariance import EquivarianceRegularizer
+from geoadapt.regularizers.forecast import BoundForecast, Outlook
 from geoadapt.regularizers.penalties import mean_penalty, stacked_forward
 from geoadapt.regularizers.protocol import Constraint, Regularizer
 from geoadapt.regularizers.schedules import Schedule
@@ -22,10 +24,13 @@ __all__ = [
     "DISTANCES",
     "AutoWeight",
     "BalancingStep",
+    "BoundForecast",
     "ConstrainedEquivarianceRegularizer",
     "Constraint",
     "EquivarianceRegularizer",
+    "LogMultiplier",
     "MixedEquivarianceRegularizer",
+    "Outlook",
     "Regularizer",
     "RegularizerModule",
     "Schedule",

@@ -23,8 +23,14 @@ if TYPE_CHECKING:
 # The self-set weight's gradient ratio per distance (``balance_ratio="auto"``). Chosen once on the targets of
 # benchmarks/molecular_adaptation.py (BBBP for classifiers), then fixed for every target: MSE penalties take a
 # larger share than Jensen-Shannon ones, which a confident classifier can also lower by saturating its
-# probabilities, pulling it towards one class when the share is large.
-BALANCE_RATIOS = {"mse": 0.5, "relative": 0.5, "js": 0.2, "kl": 0.2}
+# probabilities, pulling it towards one class when the share is large. The classifier default, standardized
+# logits, keeps the share of the divergences it replaced (docs/promises.md).
+BALANCE_RATIOS = {"mse": 0.5, "relative": 0.5, "js": 0.2, "kl": 0.2, "logit": 0.2}
+# The penalty below which a self-set weight stops growing, per distance. Standardized logits have a meaning of their
+# own: 1e-2 is a change under the group of 10% of the logits' spread across samples, which leaves the order of
+# nearly every pair of predictions as it was; pushing further buys no invariance a prediction shows and costs fit
+# (benchmarks/promise_classification.py: 129x cuts and a lower ROC-AUC without it, docs/promises.md).
+ENOUGH = {"logit": 1e-2}
 WEIGHT_RANGE = (1e-4, 1e6)
 MAX_BACKOFF = 4  # an exact model's weight is re-checked at most 2**4 = 16x less often
 
@@ -83,8 +89,16 @@ class AutoWeight(nn.Module):
         # The back-off read last: a buffer read may wait for the device, on candidate steps only.
         return active % (self.interval * 2 ** int(self.round_off_streak)) == 0
 
-    def update(self, task_grad_norm: float, penalty_grad_norm: float, ratio: float) -> None:
-        """Set the weight from the gradient norms of the task loss and of the unweighted, unscaled penalty."""
+    def update(
+        self,
+        task_grad_norm: float,
+        penalty_grad_norm: float,
+        ratio: float,
+        penalty: float | None = None,
+        enough: float | None = None,
+    ) -> None:
+        """Set the weight from the gradient norms of the task loss and of the unweighted, unscaled penalty; where the
+        ``penalty`` itself is below ``enough``, the weight may fall but not grow."""
         if not (task_grad_norm > 0 and math.isfinite(task_grad_norm)):
             return
         if not penalty_grad_norm > 1e-6 * task_grad_norm:
@@ -97,6 +111,8 @@ class AutoWeight(nn.Module):
         target = math.log(ratio * task_grad_norm / penalty_grad_norm)
         if int(self.balance_steps) > 0:  # smoothed, so one noisy batch does not set the weight
             target = 0.7 * math.log(self.value) + 0.3 * target
+            if enough is not None and penalty is not None and penalty < enough:
+                target = min(target, math.log(self.value))
         self.value = math.exp(min(max(target, math.log(WEIGHT_RANGE[0])), math.log(WEIGHT_RANGE[1])))
         self.balance_steps += 1
 
@@ -156,8 +172,9 @@ class BalancingStep:
             self.task = gradients(self.task_loss, self.params)
             self.task_norm = gradient_norm(self.task)
         self.penalties[id(term)] = gradients(penalty, self.params)
-        task_norm, penalty_norm = self.reduce([self.task_norm, gradient_norm(self.penalties[id(term)]) / term.every])
-        term.balance(task_norm, penalty_norm)
+        unscaled = [gradient_norm(self.penalties[id(term)]) / term.every, float(penalty.detach()) / term.every]
+        task_norm, penalty_norm, value = self.reduce([self.task_norm, *unscaled])
+        term.balance(task_norm, penalty_norm, value)
 
     def backward(
         self, regularizers: Sequence[Regularizer], terms: Sequence[Tensor], extra: Sequence[Tensor], epoch: float

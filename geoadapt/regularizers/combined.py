@@ -10,7 +10,9 @@ import torch
 from torch import Tensor, nn
 
 from geoadapt.regularizers.base import RegularizerModule
+from geoadapt.regularizers.dual import LogMultiplier
 from geoadapt.regularizers.equivariance import EquivarianceRegularizer
+from geoadapt.regularizers.forecast import BoundForecast, Outlook
 
 
 def _every_step_unless_asked(term: EquivarianceRegularizer) -> EquivarianceRegularizer:
@@ -88,8 +90,13 @@ class ConstrainedEquivarianceRegularizer(RegularizerModule):
 
     In the spirit of Manolache et al., "Learning (approximately) equivariant networks via constrained
     optimization": the loss gains ``λ (R - ε)``. The multiplier ascends in log space on the *relative*
-    violation, ``log λ <- log λ + dual_lr clip((R - m ε - u) / ε, -1, 1)``, after every step that computed the
-    penalty (``dual_update="step"``, the default) or once per epoch on the epoch mean (``"epoch"``). A step
+    violation ``e = clip((R - m ε - u) / ε, -1, 1)``, after every step that computed the penalty
+    (``dual_update="step"``, the default) or once per epoch on the epoch mean (``"epoch"``), under cooper-optim's
+    nuPI controller (:mod:`geoadapt.regularizers.dual`): ``log λ += dual_lr (e + dual_kp Δξ)``, ``ξ`` the error
+    smoothed with ``dual_ema``. The proportional term (``dual_kp``, default 0: plain dual ascent) lowers λ as soon
+    as the violation starts to fall, before the integral overshoots. The error is clipped below at ``-dual_floor``
+    (default 0.2): λ falls at most a fifth as fast as it rises, since a multiplier that sinks while the bound holds
+    lets the model drift out of it again, late in training, where the ascent cannot catch up. A step
     in log space adapts to the size λ needs, whatever it is: a multiplier that must reach 100 gets there in
     tens of steps, not thousands, and falls as fast once the constraint holds (an additive step of fixed size
     either crawls or overshoots). Dividing by ε makes ``dual_lr`` mean the same for every tolerance. The ascent
@@ -104,7 +111,9 @@ class ConstrainedEquivarianceRegularizer(RegularizerModule):
     the Lagrangian, so the data decides how far from exact equivariance the model settles (:attr:`slack`).
 
     The Trainer measures ``E[R]`` on the validation data after every epoch (:meth:`record`) and reports at
-    the end of ``fit`` whether ``E[R] <= ε + u`` holds and by how much it misses (:meth:`report`).
+    the end of ``fit`` whether ``E[R] <= ε + u`` holds and by how much it misses (:meth:`report`). Before the
+    end, :meth:`verdict` says in one line whether the bound is on track, from the trend of the recorded
+    measurements and of the multiplier (:class:`~geoadapt.regularizers.forecast.BoundForecast`).
     """
 
     def __init__(
@@ -119,6 +128,9 @@ class ConstrainedEquivarianceRegularizer(RegularizerModule):
         dual_update: str = "step",
         margin: float = 0.8,
         name: str | None = None,
+        dual_kp: float = 0.0,
+        dual_ema: float = 0.0,
+        dual_floor: float = 0.2,
     ) -> None:
         super().__init__()
         if not epsilon > 0:
@@ -131,6 +143,9 @@ class ConstrainedEquivarianceRegularizer(RegularizerModule):
             raise ValueError(f"initial_multiplier: expected > 0 (the ascent is in log space), got {initial_multiplier}")
         if not 0 < margin <= 1:
             raise ValueError(f"margin: expected a number in (0, 1], got {margin}")
+        if not 0 < dual_floor <= 1:
+            raise ValueError(f"dual_floor: expected a number in (0, 1], got {dual_floor}")
+        self.dual_floor = float(dual_floor)
         if homotopy is not None:
             start, epochs = homotopy
             if not (isinstance(start, (int, float)) and start > 0 and isinstance(epochs, int) and epochs >= 1):
@@ -140,6 +155,8 @@ class ConstrainedEquivarianceRegularizer(RegularizerModule):
         self.epsilon_final, self.dual_lr, self.homotopy = float(epsilon), float(dual_lr), homotopy
         self.resilient, self.slack_cost, self.dual_update = resilient, float(slack_cost), dual_update
         self.register_buffer("multiplier", torch.tensor(float(initial_multiplier)))
+        self.dual = LogMultiplier(float(initial_multiplier), self.dual_lr, dual_kp, dual_ema, MULTIPLIER_RANGE)
+        self.forecast = BoundForecast()
         self.register_buffer("slack_value", torch.tensor(0.0))
         self.register_buffer("violation", torch.tensor(0.0))
         self.register_buffer("measured", torch.tensor(math.nan))
@@ -171,12 +188,31 @@ class ConstrainedEquivarianceRegularizer(RegularizerModule):
         """``ε + u``: the loss is ``λ (R - ε - u)``."""
         return [self.epsilon + self.slack_value]
 
+    def get_extra_state(self) -> dict[str, list[list[float]]]:
+        """The held-out measurements the forecast reads (plain data: a resumed run forecasts from all of them)."""
+        return {"forecast": [list(point) for point in self.forecast.points]}
+
+    def set_extra_state(self, state: dict[str, list[list[float]]]) -> None:
+        """Restore the measurements of :meth:`get_extra_state`."""
+        self.forecast.points = [(int(e), float(v), float(m)) for e, v, m in state.get("forecast", [])]
+
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args, **kwargs) -> None:
+        state_dict.setdefault(prefix + "_extra_state", {"forecast": []})  # saved before the forecast was kept
+        # States saved before the controller existed keep only the multiplier: its log starts the controller.
+        if prefix + "dual.log_value" not in state_dict and prefix + "multiplier" in state_dict:
+            value = float(state_dict[prefix + "multiplier"])
+            state_dict[prefix + "dual.log_value"] = torch.tensor(math.log(value), dtype=torch.float64)
+            state_dict[prefix + "dual.smoothed_error"] = torch.tensor(0.0, dtype=torch.float64)
+            state_dict[prefix + "dual.steps"] = torch.tensor(0)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def _ascend(self, value: float) -> None:
         # The training batches are pushed below margin * ε so that the bound also holds on held-out data.
-        relative = (value - self.margin * self.epsilon - self.slack) / self.epsilon
+        relative = max((value - self.margin * self.epsilon - self.slack) / self.epsilon, -self.dual_floor)
         self.violation.fill_(value - self.epsilon - self.slack)
-        step = self.dual_lr * min(max(relative, -1.0), 1.0)
-        updated = min(max(float(self.multiplier) * math.exp(step), MULTIPLIER_RANGE[0]), MULTIPLIER_RANGE[1])
+        if not math.isclose(self.dual.value, float(self.multiplier), rel_tol=1e-6):
+            self.dual.set(float(self.multiplier))  # set from outside (a test, a warm start): the controller follows
+        updated = self.dual.step(relative)
         self.multiplier.fill_(updated)
         if self.resilient:
             self.slack_value.fill_(updated * self.epsilon / self.slack_cost)
@@ -203,6 +239,19 @@ class ConstrainedEquivarianceRegularizer(RegularizerModule):
     def record(self, value: float) -> None:
         """``E[R]`` measured on held-out data (the Trainer calls it after each epoch)."""
         self.measured.fill_(value)
+        self.forecast.add(int(self.epoch), value, float(self.multiplier))
+
+    def outlook(self, epochs_left: int) -> Outlook:
+        """The forecast behind :meth:`verdict`: ``state`` (``"met"``, ``"on track"``, ``"will miss"``,
+        ``"unknown"``), the expected ``E[R]`` at the end of training and the expected ``miss``."""
+        return self.forecast.outlook(self.epsilon_final + self.slack, epochs_left, MULTIPLIER_RANGE[1])
+
+    def verdict(self, epochs_left: int) -> str:
+        """One line, after any epoch: whether ``E[R] <= ε (+ slack)`` holds on the last held-out measurement and,
+        if not, whether its trend and the multiplier's reach it in ``epochs_left`` more epochs; a bound that will
+        not be met is said so with the expected miss (:meth:`~geoadapt.regularizers.forecast.BoundForecast.line`).
+        """
+        return self.forecast.line(self.name, self.epsilon_final + self.slack, epochs_left, MULTIPLIER_RANGE[1])
 
     def report(self) -> dict[str, float | bool | str]:
         """Whether the constraint holds on the last measurement, in the units of the penalty."""

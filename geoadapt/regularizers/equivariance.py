@@ -26,8 +26,9 @@ from geoadapt.equivariance import (
     make_copies,
 )
 from geoadapt.groups.base import Group
-from geoadapt.regularizers.balance import AutoWeight
+from geoadapt.regularizers.balance import ENOUGH, AutoWeight
 from geoadapt.regularizers.base import RegularizerModule
+from geoadapt.regularizers.logits import logit_spread, standardized_logit_distance
 from geoadapt.regularizers.schedules import Schedule
 from geoadapt.spec import Spec
 from geoadapt.structure import AnyData, num_graphs
@@ -36,6 +37,8 @@ from geoadapt.structure import AnyData, num_graphs
 # a plain epoch at the final error of copying every graph on every step (benchmarks/regularizer_overhead.py).
 # Inside a constrained or mixed regularizer "auto" is every step: their multipliers move per step.
 LAZY_EVERY = 2
+# The distances a penalty takes: the engine's, and the classifier's standardized logits (regularizers/logits.py).
+PENALTY_DISTANCES = (*DISTANCES, "logit")
 # Keys of the balancing state saved before it moved into its own object (``balancer``).
 _BALANCER_KEYS = ("weight_value", "balance_steps", "round_off_streak")
 
@@ -60,8 +63,11 @@ class EquivarianceRegularizer(RegularizerModule):
         distance: ``"mse"`` (mean squared difference, in the units the model outputs: standardized targets
             in the Trainer), ``"relative"`` (the squared relative error of the metrics, with the batch's own
             output scale), ``"kl"`` / ``"js"`` (KL / Jensen-Shannon between predictive distributions, for
-            classifier logits), or ``"auto"`` (the default): ``"js"`` for classification and ``"mse"`` for
-            regression once the Trainer says which (an MSE on raw logits pushes classifiers towards one class).
+            classifier logits), ``"logit"`` (the squared change of class-centred logits over their variance
+            across the batch, :mod:`geoadapt.regularizers.logits`: neither saturating nor shrinking the logits
+            lowers it), or ``"auto"`` (the default): the task's ``default_distance`` once the Trainer knows the task
+            (``"logit"`` for classification, ``"mse"`` otherwise; ``"mse"`` in a loop of one's own). An MSE on raw
+            logits, or a divergence of probabilities, can be lowered by moving predictions towards one class.
         layers: feature-level terms: submodule name -> irreps of its output rows (a list of names takes
             the irreps from the submodule's ``irreps_out`` when it has one, else invariant scalars).
         output: include the output-level term (set ``False`` for features only).
@@ -100,8 +106,8 @@ class EquivarianceRegularizer(RegularizerModule):
         balance_ratio: float | str = "auto",
     ) -> None:
         super().__init__()
-        if distance not in (*DISTANCES, "auto"):
-            raise ValueError(f"distance: expected one of {(*DISTANCES, 'auto')}, got {distance!r}")
+        if distance not in (*PENALTY_DISTANCES, "auto"):
+            raise ValueError(f"distance: expected one of {(*PENALTY_DISTANCES, 'auto')}, got {distance!r}")
         self.balancer = AutoWeight(weight, balance_every, balance_ratio)
         if n_samples < 1:
             raise ValueError(f"n_samples: expected >= 1, got {n_samples}")
@@ -155,18 +161,14 @@ class EquivarianceRegularizer(RegularizerModule):
         """The penalty-to-task gradient ratio the auto weight keeps (``"auto"``: by distance, ``BALANCE_RATIOS``)."""
         return self.balancer.ratio(self.distance)
 
-    def balance(self, task_grad_norm: float, penalty_grad_norm: float) -> None:
-        """Set the auto weight from the gradient norms of the task loss and of the (unweighted) penalty."""
-        self.balancer.update(task_grad_norm, penalty_grad_norm, self.balance_ratio)
+    def balance(self, task_grad_norm: float, penalty_grad_norm: float, penalty: float | None = None) -> None:
+        """Set the auto weight from the gradient norms of the task loss and of the (unweighted) penalty; ``penalty``
+        (its value) stops the weight growing below the distance's ``ENOUGH`` level (standardized logits)."""
+        self.balancer.update(task_grad_norm, penalty_grad_norm, self.balance_ratio, penalty, ENOUGH.get(self.distance))
 
     def balances_at(self, step: int) -> bool:
         """Whether the auto weight re-sets itself at training step ``step`` (every ``balance_every`` active steps)."""
         return self.balancer.due(step, self.every)
-
-    def set_task(self, task: str) -> None:
-        """Resolve ``distance="auto"`` for the Trainer's task (``"js"`` for classification, else ``"mse"``)."""
-        if self.distance == "auto":
-            self.distance = "js" if task == "classification" else "mse"
 
     # --- copies and penalty ----------------------------------------------------------------------
     def sample(
@@ -202,7 +204,10 @@ class EquivarianceRegularizer(RegularizerModule):
         # Under autocast the outputs may be bfloat16 and the rotations would be too: compare in float32 with
         # autocast off, since differences of 1e-3 vanish in bfloat16.
         with full_precision(fx.device):
-            return distance(kind, compare(upcast(fx), upcast(fgx), copies, batch, self.group, spec)).mean()
+            comparison = compare(upcast(fx), upcast(fgx), copies, batch, self.group, spec)
+            if kind == "logit":  # the spread of every output row of the batch, not only the copied ones
+                return standardized_logit_distance(comparison, logit_spread(upcast(fx))).mean()
+            return distance(kind, comparison).mean()
 
     # --- the regularizer interface -------------------------------------------------------------
     def components(self) -> list[EquivarianceRegularizer]:

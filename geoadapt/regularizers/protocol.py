@@ -59,7 +59,8 @@ class Regularizer(Protocol):
 class Constraint(Regularizer, Protocol):
     """A regularizer that bounds ``E[R]`` of its ``term``: the loop measures ``E[R]`` on held-out data after each
     epoch (:func:`~geoadapt.regularizers.mean_penalty`) and hands it over (``record``); ``report`` says at the end
-    whether the bound holds."""
+    whether the bound holds. A constraint that can forecast also has ``outlook(epochs_left)`` (with a ``state``)
+    and ``verdict(epochs_left)`` (one line); the Trainer then warns the epoch a miss is forecast."""
 
     term: EquivarianceRegularizer
 

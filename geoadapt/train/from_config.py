@@ -15,6 +15,7 @@ from torch import nn
 from geoadapt.adapt.strategies import Strategy
 from geoadapt.errors import ConfigError
 from geoadapt.groups import Group, group_from_name
+from geoadapt.tasks import Task
 from geoadapt.train.trainer import Trainer
 
 # configuration key -> Trainer argument
@@ -30,13 +31,12 @@ TRAINER_KEYS = {
     "device": "device",
     "precision": "precision",
 }
-POTENTIAL_KEYS = ("energy_weight", "force_weight")  # only read for task="potential"
 
 
 def trainer_from_config(
     model: nn.Module,
     config: Mapping[str, Any],
-    task: str = "regression",
+    task: Task | str = "regression",
     regularizers: Sequence[nn.Module] = (),
     strategy: Strategy | str | None = None,
     **trainer_options: Any,
@@ -45,16 +45,18 @@ def trainer_from_config(
 
     Args:
         config: any of :data:`TRAINER_KEYS` (``epochs``, ``lr``, ``seed``, ``groups``, ``early_stopping``,
-            ``patience``, ``resume``, ``progress``, ``device``, ``precision``), ``energy_weight`` and
-            ``force_weight`` for potentials, and ``augment``: a group (or its name) to train with one random
-            element per sample per step (the ``augment`` strategy, and the group measured each epoch).
+            ``patience``, ``resume``, ``progress``, ``device``, ``precision``), ``task_options`` (options of the
+            task named by ``task``, e.g. ``{"force_weight": 10}`` for potentials) and ``augment``: a group (or its
+            name) to train with one random element per sample per step (the ``augment`` strategy, and the group
+            measured each epoch).
+        task: a :class:`~geoadapt.tasks.Task` or a registered task name.
         regularizers, strategy: as in :class:`Trainer` (``augment`` sets the strategy: give one or the other).
         trainer_options: further :class:`Trainer` arguments (e.g. ``run_dir``, ``eq_samples``); they win over
             ``config``.
     """
     options = {argument: config[key] for key, argument in TRAINER_KEYS.items() if key in config}
-    if task == "potential":
-        options.update({key: config[key] for key in POTENTIAL_KEYS if key in config})
+    if config.get("task_options"):
+        options["task_options"] = dict(config["task_options"])
     augment = config.get("augment")
     if augment is not None:
         if strategy is not None:

@@ -20,6 +20,7 @@ from geoadapt import defaults
 from geoadapt.errors import ConfigError
 from geoadapt.groups import Group, group_from_name
 from geoadapt.models import build, save
+from geoadapt.tasks import Task
 from geoadapt.train.from_config import trainer_from_config
 from geoadapt.train.trainer import Trainer
 
@@ -63,7 +64,7 @@ def fit_pretraining(
     model: nn.Module,
     train: Any,
     val: Any | None,
-    task: str,
+    task: Task | str,
     epochs: int = defaults.PRETRAIN_EPOCHS,
     lr: float = defaults.LEARNING_RATE,
     batch_size: int = defaults.BATCH_SIZE,
@@ -87,17 +88,22 @@ def fit_pretraining(
     return trainer
 
 
-def pretraining_record(task: str, augment: Group | str | None, epochs: int) -> dict[str, Any]:
-    """What a pretrained checkpoint records of its training (``extra``): task, augmentation group, epochs."""
+def pretraining_record(task: Task | str, augment: Group | str | None, epochs: int) -> dict[str, Any]:
+    """What a pretrained checkpoint records of its training (``extra``): task (its registered name), augmentation
+    group, epochs."""
     group = group_from_name(augment) if isinstance(augment, str) else augment
-    return {"task": task, "augment": repr(group) if group is not None else None, "epochs": epochs}
+    return {
+        "task": task.name if isinstance(task, Task) else task,
+        "augment": repr(group) if group is not None else None,
+        "epochs": epochs,
+    }
 
 
 def pretrain(
     model: str | nn.Module,
     dataset: str | Mapping[str, Any] | Any,
     checkpoint: str | os.PathLike | None = None,
-    task: str | None = None,
+    task: Task | str | None = None,
     epochs: int = defaults.PRETRAIN_EPOCHS,
     lr: float = defaults.LEARNING_RATE,
     batch_size: int = defaults.BATCH_SIZE,
@@ -133,6 +139,6 @@ def pretrain(
     metrics = trainer.evaluate(loader_for(val if val is not None else train, defaults.EVAL_BATCH_SIZE, False))
     if checkpoint is not None:
         Path(checkpoint).parent.mkdir(parents=True, exist_ok=True)
-        record = pretraining_record(task, augment, epochs)
-        save(net, checkpoint, normalization=trainer.normalization, dataset=name, metrics=metrics, extra=record)
+        record = pretraining_record(trainer.task, augment, epochs)
+        save(trainer.predictor(), checkpoint, dataset=name, metrics=metrics, extra=record)
     return net, metrics

@@ -9,7 +9,7 @@ import torch
 
 from geoadapt.adapt import FrameAveraged, GroupAveraged
 from geoadapt.cli import main
-from geoadapt.models import build, load, save
+from geoadapt.models import Predictor, build, load, save
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +36,9 @@ def adapt(checkpoint, out, *options: str) -> int:
 def test_freeze_patterns_from_the_command_line(checkpoint, tmp_path, capsys):
     assert adapt(checkpoint, tmp_path / "run", "strategy=freeze", "freeze=[convs.0.*]") == 0
     assert "freeze: 6 tensors matching ['convs.0.*'] frozen" in capsys.readouterr().out
-    before, after = load(checkpoint).state_dict(), load(tmp_path / "run" / "model.pt").state_dict()
+    adapted = load(tmp_path / "run" / "model.pt")
+    assert isinstance(adapted, Predictor)  # a regressor answering in target units, around the adapted network
+    before, after = load(checkpoint).state_dict(), adapted.network.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before if k.startswith("convs.0."))
     assert not torch.equal(before["convs.1.nn.0.weight"], after["convs.1.nn.0.weight"])
     saved = torch.load(tmp_path / "run" / "model.pt", weights_only=True)
@@ -45,13 +47,13 @@ def test_freeze_patterns_from_the_command_line(checkpoint, tmp_path, capsys):
 
 def test_group_average_over_so3_with_n_samples(checkpoint, tmp_path):
     assert adapt(checkpoint, tmp_path / "run", "strategy=group_average", "n_samples=2", "groups=[so3]") == 0
-    loaded = load(tmp_path / "run" / "model.pt")
+    loaded = load(tmp_path / "run" / "model.pt").network
     assert isinstance(loaded, GroupAveraged) and loaded.n_samples == 2 and repr(loaded.group) == "SO3"
 
 
 def test_frame_averaged_model_is_saved_and_evaluated_wrapped(checkpoint, tmp_path, capsys):
     assert adapt(checkpoint, tmp_path / "run", "strategy=frame_average", "strategy_options={proper: true}") == 0
-    assert isinstance(load(tmp_path / "run" / "model.pt"), FrameAveraged)
+    assert isinstance(load(tmp_path / "run" / "model.pt").network, FrameAveraged)
     capsys.readouterr()
     argv = ["evaluate", f"checkpoint={tmp_path / 'run' / 'model.pt'}", "data=rdkit_chembl2321810", "limit=40"]
     assert main([*argv, "groups=so3", "--json"]) == 0

@@ -116,7 +116,11 @@ def adapted(source: LennardJones, replay: list | None, epochs: int = 6) -> Lenna
     torch.manual_seed(0)
     loader = DataLoader(target_graphs(16), batch_size=4, shuffle=True)
     loader = ReplayLoader(loader, replay, 0.5) if replay else loader
-    trainer = Trainer(copy.deepcopy(source), "potential", groups=[], max_epochs=epochs, lr=0.05, progress=False)
+    # The pair potential's energy shift stays as it is: the network alone moves away from its own labels.
+    options = {"refit_shift": False}
+    trainer = Trainer(
+        copy.deepcopy(source), "potential", groups=[], max_epochs=epochs, lr=0.05, progress=False, task_options=options
+    )
     trainer.fit(loader)
     return trainer.model
 

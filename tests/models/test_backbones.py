@@ -8,7 +8,7 @@ import torch
 from geoadapt.dtypes import default_dtype
 from geoadapt.groups import E3, Permutation
 from geoadapt.metrics import equivariance_error
-from geoadapt.models import available, build, load, save
+from geoadapt.models import Standardize, available, build, load, save
 
 GRAPH_MODELS = ["gin", "gcn", "schnet", "egnn", "e3nn_gnn", "naive_gnn", "pointnet", "dgcnn"]
 E3_EXACT = {"gin", "gcn", "schnet", "egnn", "e3nn_gnn"}  # invariant/equivariant by construction
@@ -76,14 +76,15 @@ def test_checkpoint_round_trip(name, molecules, tmp_path):
     path = save(
         model,
         tmp_path / f"{name}.pt",
-        normalization={"mean": [1.0], "std": [2.0]},
+        target_scaler=Standardize([1.0], [2.0]),
         dataset="unit",
         metrics={"rmse": 0.5},
     )
     loaded = load(path, arch=name)
     loaded.eval()
-    assert torch.equal(loaded(inputs), model(inputs))
-    assert loaded.spec == model.spec and loaded.normalization == {"mean": [1.0], "std": [2.0]}
+    assert torch.equal(loaded.network(inputs), model(inputs))
+    assert torch.equal(loaded(inputs), model(inputs) * torch.tensor([2.0]) + torch.tensor([1.0]))  # target units
+    assert loaded.spec == model.spec and loaded.scaler == Standardize([1.0], [2.0])
     assert loaded.checkpoint["dataset"] == "unit" and loaded.checkpoint["library_version"]
     assert [p.name for p in tmp_path.iterdir()] == [f"{name}.pt"]  # nothing half-written beside it
 

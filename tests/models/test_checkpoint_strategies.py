@@ -110,8 +110,10 @@ def test_format_version_1_checkpoints_still_load(molecules, tmp_path):
     }
     torch.save(payload, tmp_path / "old.pt")
     loaded = load(tmp_path / "old.pt").eval()
-    assert torch.equal(loaded(molecules), model(molecules))
-    assert loaded.normalization == {"mean": [1.0], "std": [2.0]} and loaded.checkpoint["strategy"] is None
+    # The old "normalization" is the target scaler: the loaded model answers in target units.
+    assert torch.equal(loaded.network(molecules), model(molecules))
+    assert torch.equal(loaded(molecules), model(molecules) * torch.tensor([2.0]) + torch.tensor([1.0]))
+    assert loaded.scaler.state() == {"mean": [1.0], "std": [2.0]} and loaded.checkpoint["strategy"] is None
     assert all(p.requires_grad for p in loaded.parameters())
 
 

@@ -1,8 +1,9 @@
 """Pinned: a regressor adapted by any strategy, saved and loaded, predicts the same values in target units.
 
 The target scaler fitted by the Trainer travels in the checkpoint (wrappers included, whose scaler sits on
-the model they wrap); the loaded model's raw outputs, de-standardized by hand, equal the Trainer's
-predictions, and so do the predictions of a new Trainer that keeps the loaded scaler.
+the model they wrap); the loaded model answers in target units: its forward, and its network's raw outputs
+de-standardized by hand, equal the Trainer's predictions, and so do the predictions of a new Trainer that keeps
+the loaded scaler.
 """
 
 from __future__ import annotations
@@ -45,10 +46,12 @@ def test_loaded_adapted_regressor_predicts_the_same_target_units(name, molecules
         trainer.fit([batch])
     expected = _predict(trainer.predictor(), batch)
     loaded = load(save(trainer.model, tmp_path / "adapted.pt")).eval()
-    assert loaded.normalization == trainer.normalization is not None
-    mean = torch.tensor(trainer.normalization["mean"], dtype=torch.float64)
-    std = torch.tensor(trainer.normalization["std"], dtype=torch.float64)
-    assert torch.allclose(_predict(loaded, batch) * std + mean, expected, rtol=1e-12, atol=0)
+    assert loaded.scaler == trainer.task.scaler is not None
+    mean = torch.tensor(trainer.task.scaler.mean, dtype=torch.float64)
+    std = torch.tensor(trainer.task.scaler.std, dtype=torch.float64)
+    assert torch.allclose(_predict(loaded.network, batch) * std + mean, expected, rtol=1e-12, atol=0)
+    assert torch.allclose(_predict(loaded, batch), expected, rtol=1e-12, atol=0)
     assert expected.mean() > 10  # target units, not standardized ones
-    again = Trainer(loaded, "regression", groups=[], keep_normalization=True, progress=False)
+    options = {"keep_normalization": True}
+    again = Trainer(loaded, "regression", groups=[], task_options=options, progress=False)
     assert torch.allclose(_predict(again.predictor(), batch), expected, rtol=1e-12, atol=0)

@@ -19,15 +19,17 @@ from geoadapt.train.from_config import trainer_from_config
 def test_configuration_keys_become_trainer_arguments():
     config = {"epochs": 3, "lr": 0.02, "seed": 7, "groups": ["perm"], "early_stopping": "rmse", "patience": 2}
     trainer = trainer_from_config(build("naive_gnn", hidden=16), {**config, "progress": False, "device": "cpu"})
-    assert (trainer.max_epochs, trainer.lr, trainer.seed, trainer.patience) == (3, 0.02, 7, 2)
-    assert trainer.early_stopping == "rmse" and [repr(g) for g in trainer.groups] == ["Permutation()"]
+    options = trainer.options
+    assert (options.max_epochs, options.lr, options.seed, options.patience) == (3, 0.02, 7, 2)
+    assert options.early_stopping == "rmse" and [repr(g) for g in trainer.groups] == ["Permutation()"]
     assert trainer.device == torch.device("cpu") and trainer.strategy.name == "finetune"
 
 
 def test_absent_keys_keep_the_trainers_defaults():
     trainer = trainer_from_config(build("naive_gnn", hidden=16), {})
     defaults = inspect.signature(geoadapt.Trainer).parameters
-    assert trainer.max_epochs == defaults["max_epochs"].default and trainer.lr == defaults["lr"].default
+    assert trainer.options.max_epochs == defaults["max_epochs"].default
+    assert trainer.options.lr == defaults["lr"].default
     assert trainer.infer_groups  # no groups key: the Trainer measures the group it infers from the data
 
 
@@ -38,12 +40,21 @@ def test_augment_is_the_augment_strategy_under_its_group():
         trainer_from_config(build("naive_gnn", hidden=16), {"augment": "so3"}, strategy="lora")
 
 
-def test_energy_and_force_weights_only_for_potentials():
+def test_task_options_go_to_the_task_they_name():
+    from geoadapt.tasks import Potential, Regression
+
     model = build("naive_gnn", hidden=16)
-    trainer = trainer_from_config(model, {"energy_weight": 0.0, "force_weight": 2.0}, "potential", groups=[])
-    assert (trainer.potential_loss.energy_weight, trainer.potential_loss.force_weight) == (0.0, 2.0)
-    regression = trainer_from_config(model, {"energy_weight": 0.0, "force_weight": 2.0}, "regression", groups=[])
-    assert not hasattr(regression, "potential_loss")
+    options = {"energy_weight": 0.0, "force_weight": 2.0, "stress_weight": 0.5}
+    with pytest.raises(ValueError, match="potential task: expected a model whose output is a graph-level energy"):
+        trainer_from_config(build("naive_gnn", hidden=16, out_dim=2), {"task_options": options}, "potential")
+    trainer = trainer_from_config(model, {"task_options": options}, "potential", groups=[])
+    assert isinstance(trainer.task, Potential)
+    weights = trainer.task.weights
+    assert (weights.energy_weight, weights.force_weight, weights.stress_weight) == (0.0, 2.0, 0.5)
+    with pytest.raises(ValueError, match=r"task_options: expected keys among \['normalize_targets', "):
+        trainer_from_config(model, {"task_options": options}, "regression", groups=[])
+    regression = trainer_from_config(model, {"task_options": {"normalize_targets": False}}, "regression", groups=[])
+    assert isinstance(regression.task, Regression) and not regression.task.normalize_targets
 
 
 def test_pretrain_and_the_command_line_share_their_defaults():
@@ -61,13 +72,14 @@ def test_pretrain_and_the_command_line_train_the_same_model(tmp_path, capsys):
     assert main([*argv, *(f"{k}={v}" for k, v in settings.items())]) == 0, capsys.readouterr().err
     api, cli = load(tmp_path / "api.pt"), load(tmp_path / "run" / "model.pt")
     assert api.checkpoint["extra"] == cli.checkpoint["extra"] == {"task": "regression", "augment": "SO3", "epochs": 1}
-    assert api.normalization == cli.normalization
-    api_state, cli_state = api.state_dict(), cli.state_dict()
+    assert api.scaler == cli.scaler is not None and api.scaler.mean != [0.0]
+    api_state, cli_state = api.network.state_dict(), cli.network.state_dict()
     assert api_state.keys() == cli_state.keys()
     assert all(torch.equal(api_state[k], cli_state[k]) for k in api_state)
     other = dict(settings, seed=4)
     geoadapt.pretrain("naive_gnn", "rdkit_nci5k", tmp_path / "other.pt", progress=False, **other)
-    assert not torch.equal(load(tmp_path / "other.pt").state_dict()["head.2.weight"], api_state["head.2.weight"])
+    other_state = load(tmp_path / "other.pt").network.state_dict()
+    assert not torch.equal(other_state["head.2.weight"], api_state["head.2.weight"])
 
 
 def test_pretrain_passes_trainer_options_on():

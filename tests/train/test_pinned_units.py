@@ -74,8 +74,8 @@ def test_regression_metrics_and_predictions_are_in_target_units(float64):
     ys = torch.cat([g.y for g in train])
     mean = ys.sum(0) / len(train)
     std = ((ys - mean).pow(2).sum(0) / (len(train) - 1)).sqrt()
-    assert trainer.normalization["mean"] == pytest.approx(mean.tolist(), rel=1e-12)
-    assert trainer.normalization["std"] == pytest.approx(std.tolist(), rel=1e-12)
+    assert trainer.task.scaler.mean == pytest.approx(mean.tolist(), rel=1e-12)
+    assert trainer.task.scaler.std == pytest.approx(std.tolist(), rel=1e-12)
     # Predictions in target units: the standardized outputs times std plus mean.
     pred = by_hand(model, val) * std + mean
     y = torch.cat([g.y for g in val])
@@ -90,7 +90,7 @@ def test_regression_metrics_and_predictions_are_in_target_units(float64):
     assert metrics["rmse"] == pytest.approx(math.sqrt(float(err.pow(2).mean())), rel=1e-10)
     assert metrics["mae"] == pytest.approx(float(err.abs().mean()), rel=1e-10)
     assert metrics["r2"] == pytest.approx(float(sum(r2) / 2), rel=1e-10)
-    assert model.normalization == trainer.normalization  # the model carries its scaler (checkpoints save it)
+    assert model.target_scaler is trainer.task.scaler  # the model carries its scaler (checkpoints save it)
 
 
 def classification_sets(classes: int) -> tuple[list[Data], list[Data]]:

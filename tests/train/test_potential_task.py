@@ -16,8 +16,8 @@ from geoadapt.groups import O3, SO3
 from geoadapt.models.potential import potential
 from geoadapt.regularizers import EquivarianceRegularizer
 from geoadapt.spec import Spec
+from geoadapt.tasks import Potential, PotentialLoss, force_spec
 from geoadapt.train import Trainer
-from geoadapt.train.potential import PotentialLoss, force_spec
 
 needs_sevenn = pytest.mark.skipif(importlib.util.find_spec("sevenn") is None, reason="optional extra sevennet")
 
@@ -78,7 +78,7 @@ def test_potential_task_fits_energies_and_forces_and_reports_them_in_mev_and_ev_
     truth = PairPotential(a=1.3, r0=1.1)
     train, val = loaders(truth)
     model = PairPotential()
-    trainer = Trainer(model, "potential", max_epochs=40, lr=0.05, groups=[], progress=False, force_weight=10.0)
+    trainer = Trainer(model, Potential(force_weight=10.0), max_epochs=40, lr=0.05, groups=[], progress=False)
     before = trainer.evaluate(val)
     history = trainer.fit(train, val)
     after = history[-1]
@@ -142,7 +142,8 @@ def test_force_equivariance_is_measured_every_epoch_and_regularized(float64):
 
 def test_shift_refit_is_refused_for_models_without_a_per_element_shift(float64):
     train, _ = loaders(PairPotential())
-    trainer = Trainer(PairPotential(), "potential", refit_shift=True, max_epochs=1, groups=[], progress=False)
+    options = {"refit_shift": True}
+    trainer = Trainer(PairPotential(), "potential", max_epochs=1, groups=[], progress=False, task_options=options)
     with pytest.raises(ValueError, match="refit_shift: expected a model with a per-element energy shift"):
         trainer.fit(train)
     with pytest.raises(ValueError, match="potential task: expected a model whose output is a graph-level energy"):
@@ -203,7 +204,8 @@ def test_sevennet_potential_task_refits_the_shift_and_measures_force_symmetry(se
     trainer = Trainer(model, "potential", strategy="lora", groups=["se3", "o3"], max_epochs=1, progress=False)
     before = trainer.evaluate(ethanol[1])
     row = trainer.fit(*ethanol)[-1]
-    assert trainer.shift_refit is not None and trainer.shift_refit.mae_after < 0.01  # eV/atom on MD17's reference
+    refit = trainer.task.shift_refit
+    assert refit is not None and refit.mae_after < 0.01  # eV/atom on MD17's reference
     assert before["energy_mae"] > 1e5 and row["val_energy_mae"] < 30  # meV/atom
     assert row["val_equivariance_error/SE3(scale=1.0)"] <= 1e-4
     assert row["val_equivariance_error/O3"] > 1e-3

@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from torch import nn
 from torch_geometric.data import Batch
 
 from geoadapt import Spec
@@ -20,7 +21,9 @@ from geoadapt.regularizers import (
     stacked_forward,
 )
 from geoadapt.structure import concat, to_dtype
+from geoadapt.tasks import Classification, Regression
 from geoadapt.train import Trainer
+from geoadapt.train.setup import components_of
 
 
 def test_penalty_zero_for_equivariant_models(molecules):
@@ -207,7 +210,10 @@ def test_dual_ascent_follows_the_relative_violation_both_ways():
 
     spec = Spec(output="0e")
     term = EquivarianceRegularizer(SO3(), spec)
-    c = ConstrainedEquivarianceRegularizer(term, epsilon=0.1, dual_lr=0.5, initial_multiplier=1.0, margin=1.0)
+    # dual_floor=1: descent as fast as ascent (the default, 0.2, is checked below).
+    c = ConstrainedEquivarianceRegularizer(
+        term, epsilon=0.1, dual_lr=0.5, initial_multiplier=1.0, margin=1.0, dual_floor=1.0
+    )
     c.step_update([0.15])
     assert float(c.multiplier) == pytest.approx(math.exp(0.5 * 0.5))  # log-space step on (R - ε) / ε
     c.step_update([0.6])
@@ -217,6 +223,10 @@ def test_dual_ascent_follows_the_relative_violation_both_ways():
     for _ in range(100):
         c.step_update([0.0])
     assert float(c.multiplier) == pytest.approx(1e-4)  # and stays in its range
+    slow = ConstrainedEquivarianceRegularizer(term, epsilon=0.1, dual_lr=0.5, initial_multiplier=1.0, margin=1.0)
+    slow.step_update([0.6])
+    slow.step_update([0.0])
+    assert float(slow.multiplier) == pytest.approx(math.exp(0.5 - 0.5 * 0.2))  # by default it falls 5x slower
     per_epoch = ConstrainedEquivarianceRegularizer(term, epsilon=0.1, dual_lr=0.5, dual_update="epoch", margin=1.0)
     per_epoch.step_update([0.6])
     assert float(per_epoch.multiplier) == 1.0  # epoch mode ignores steps
@@ -394,8 +404,11 @@ def test_states_saved_in_older_layouts_still_load():
     assert [t.weight for t in mixed.terms] == [2.0, 3.0] and float(mixed.log_scale[0]) == 0.5
     # The layout saved now comes back as it was.
     fresh = ConstrainedEquivarianceRegularizer(EquivarianceRegularizer(SO3(), spec))
+    constrained.record(0.25)
     fresh.load_state_dict(constrained.state_dict())
-    assert all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(), constrained.state_dict().values()))
+    pairs = list(zip(fresh.state_dict().values(), constrained.state_dict().values()))
+    assert all(torch.equal(a, b) if isinstance(a, torch.Tensor) else a == b for a, b in pairs)
+    assert fresh.forecast.points == constrained.forecast.points == [(3, 0.25, 2.0)]  # the forecast's record too
     del before_back_off["balance_steps"]
     with pytest.raises(RuntimeError, match="balance_steps"):
         reg.load_state_dict(before_back_off)
@@ -404,10 +417,10 @@ def test_states_saved_in_older_layouts_still_load():
 def test_auto_balance_ratio_follows_the_distance():
     spec = Spec(fields={"pos": "1o"}, output="0e")
     regression, classifier = EquivarianceRegularizer(SO3(), spec), EquivarianceRegularizer(SO3(), spec)
-    regression.set_task("regression")
-    classifier.set_task("classification")
-    assert (regression.distance, classifier.distance) == ("mse", "js")
-    assert regression.balance_ratio > classifier.balance_ratio  # a divergence gets the smaller share
+    components_of(nn.ModuleList([regression]), Regression())
+    components_of(nn.ModuleList([classifier]), Classification())
+    assert (regression.distance, classifier.distance) == ("mse", "logit")
+    assert regression.balance_ratio > classifier.balance_ratio  # a classifier's penalty gets the smaller share
     regression.balance(task_grad_norm=1.0, penalty_grad_norm=1.0)
     classifier.balance(task_grad_norm=1.0, penalty_grad_norm=1.0)
     assert regression.weight == pytest.approx(regression.balance_ratio)
@@ -440,21 +453,23 @@ def test_balancing_steps_reuse_their_gradients_exactly(chembl_loaders, monkeypat
     (task + weight x penalty) instead of back-propagating the loss again, and must move the model as that
     backward pass would."""
 
+    from geoadapt.train import step
+
     def train(reuse: bool, weight_scale: float = 1.0) -> list[torch.Tensor]:
         torch.manual_seed(0)
         model = build("naive_gnn")
         reg = EquivarianceRegularizer(SO3(), model.spec, balance_every=1)  # every step balances
         trainer = Trainer(model, "regression", [reg], max_epochs=1, progress=False, seed=0)
-        balance = Trainer._balance
+        balance = step.balance
 
-        def patched(self, *args):
-            known = balance(self, *args)
+        def patched(*args):
+            known = balance(*args)
             reg.weight = reg.weight * weight_scale
             return known if reuse else None  # None: the full backward pass
 
-        monkeypatch.setattr(Trainer, "_balance", patched)
+        monkeypatch.setattr(step, "balance", patched)
         trainer.fit(chembl_loaders[0])
-        monkeypatch.setattr(Trainer, "_balance", balance)
+        monkeypatch.setattr(step, "balance", balance)
         return [p.detach().clone() for p in model.parameters()]
 
     reference, reused = train(reuse=False), train(reuse=True)

@@ -38,14 +38,14 @@ def test_evaluate_reports_task_and_equivariance_metrics(chembl_loaders):
     y = torch.cat([b.y for b in chembl_loaders[1]]).double()
     assert metrics["rmse"] == pytest.approx(float((pred - y).pow(2).mean().sqrt()), rel=1e-6)
     assert metrics["r2"] == pytest.approx(float(1 - (pred - y).pow(2).sum() / (y - y.mean()).pow(2).sum()), rel=1e-6)
-    std = model.normalization["std"][0]
+    std = model.target_scaler.std[0]
     m = measure_equivariance(
         predictor, list(chembl_loaders[1]), SO3(), model.spec, 4, torch.Generator().manual_seed(0), scale=std
     )
     assert metrics["equivariance_error"] == pytest.approx(m.error, rel=1e-5) and m.error > 1e-3
     assert metrics["equivariance_abs/1x0e"] == pytest.approx(m.absolute_by_block()["1x0e"], rel=1e-5)
     assert metrics["equivariance_score"] == pytest.approx(m.score, rel=1e-6)
-    assert model.normalization is not None and len(model.normalization["mean"]) == 1
+    assert model.target_scaler is not None and len(model.target_scaler.mean) == 1
 
 
 class CountingModel(nn.Module):
@@ -149,8 +149,9 @@ def test_nan_loss_stops_with_message_and_keeps_last_good_checkpoint(chembl_loade
     for g in poisoned:
         g.y = torch.full_like(g.y, float("nan"))
     trainer = Trainer(
-        model, "regression", max_epochs=3, run_dir=tmp_path, resume=True, progress=False, normalize_targets=False
-    )
+        model, "regression", max_epochs=3, run_dir=tmp_path, resume=True, progress=False,
+        task_options={"normalize_targets": False},
+    )  # fmt: skip
     with pytest.raises(FloatingPointError, match=r"loss: expected a finite value, got nan at epoch 1.*last\.pt"):
         trainer.fit(DataLoader(poisoned, batch_size=32))
     after = torch.load(tmp_path / "last.pt", weights_only=True)
@@ -295,8 +296,8 @@ def test_node_level_vector_regression_on_md17_forces():
     model = build("egnn", in_dim=10, output="1o", output_level="node", hidden=16, num_layers=2)
     trainer = Trainer(model, "regression", max_epochs=3, lr=1e-3, progress=False)
     history = trainer.fit(DataLoader(frames[:16], batch_size=4, shuffle=True), DataLoader(frames[16:], batch_size=4))
-    norm = model.normalization
-    assert norm["mean"] == [0.0, 0.0, 0.0] and len(set(norm["std"])) == 1  # vector targets share one scale
+    norm = model.target_scaler
+    assert norm.mean == [0.0, 0.0, 0.0] and len(set(norm.std)) == 1  # vector targets share one scale
     assert history[-1]["val_equivariance_error"] < 1e-4 and "val_rmse" in history[-1]
 
 
