@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -50,3 +52,29 @@ def test_stress_is_reported_only_when_every_graph_has_one_and_labels_are_require
         potential_errors(model, graphs)
     with pytest.raises(ValueError, match="graphs: expected at least one labelled graph, got none"):
         potential_errors(model, [])
+
+
+def test_the_trainer_reports_forgetting_next_to_the_target_errors():
+    from torch_geometric.loader import DataLoader
+
+    from geoadapt.adapt.forgetting import forgetting
+    from geoadapt.adapt.replay import pseudolabel
+    from geoadapt.tasks import Potential
+    from geoadapt.train import Trainer
+    from tests.adapt.test_replay import pair_model, source_like, target_graphs
+
+    source = pair_model()
+    held_out = pseudolabel(source, source_like(4, seed=2))
+    val = DataLoader(target_graphs(4, seed=5), batch_size=4)
+    untrained = Trainer(copy.deepcopy(source), Potential(forgetting=held_out, refit_shift=False), groups=[])
+    assert untrained.evaluate(val)["forgetting_force_mae"] == 0.0  # the source model on its own labels
+    task = Potential(forgetting=held_out, refit_shift=False)
+    trainer = Trainer(copy.deepcopy(source), task, groups=[], max_epochs=2, lr=0.05, progress=False)
+    trainer.fit(DataLoader(target_graphs(8), batch_size=4), val)
+    last = trainer.history[-1]
+    by_hand = forgetting(trainer.model, held_out)  # meV; the task's metrics are in its own units (eV/Å for forces)
+    assert last["val_forgetting_force_mae"] == pytest.approx(by_hand["force_mae"] / 1000, rel=1e-6)
+    assert last["val_forgetting_energy_mae"] == pytest.approx(by_hand["energy_mae"], rel=1e-6)
+    assert last["val_forgetting_stress_mae"] == pytest.approx(by_hand["stress_mae"], rel=1e-6)
+    assert by_hand["force_mae"] > 1.0 and "val_force_mae" in last  # it moved, and the target errors are beside it
+    assert "val_forgetting_force_mae" not in Trainer(copy.deepcopy(source), "potential", groups=[]).evaluate(val)
