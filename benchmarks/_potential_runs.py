@@ -2,7 +2,7 @@
 
 Every trained method goes through geoadapt's Trainer with a strategy (``finetune``, ``freeze``, ``lora``,
 ``parity_average``) and the potential task (:class:`~geoadapt.tasks.Potential`: energies per atom, forces and
-stresses in the loss); replay is a :class:`~geoadapt.adapt.replay.ReplayLoader` around the training loader.
+stresses in the loss); replay is a :class:`~geoadapt.train.replay.ReplayLoader` around the training loader.
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ import torch
 from torch import nn
 from torch_geometric.loader import DataLoader
 
-from geoadapt.adapt.forgetting import forgetting, potential_errors
-from geoadapt.adapt.replay import ReplayLoader
 from geoadapt.groups import O3, SE3
 from geoadapt.tasks import Potential
+from geoadapt.tasks.forgetting import forgetting, potential_errors
 from geoadapt.train import Trainer
+from geoadapt.train.replay import ReplayLoader
 
 TRAINED = ("finetune", "freeze", "lora", "lora_replay", "finetune_replay", "parity")
 STRATEGY = {"lora_replay": "lora", "finetune_replay": "finetune", "parity": "parity_average"}

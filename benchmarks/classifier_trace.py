@@ -23,10 +23,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import output_dir, save_json  # noqa: E402
 from _promise import binary_parts  # noqa: E402
 
+from geoadapt.checkpoints import load as load_model  # noqa: E402
 from geoadapt.groups import group_from_name  # noqa: E402
 from geoadapt.metrics.collapse import class_statistics  # noqa: E402
 from geoadapt.models import build  # noqa: E402
-from geoadapt.models import load as load_model  # noqa: E402
 from geoadapt.regularizers import EquivarianceRegularizer  # noqa: E402
 from geoadapt.report import table  # noqa: E402
 from geoadapt.train import Trainer  # noqa: E402

@@ -28,10 +28,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import output_dir, save_json  # noqa: E402
 from _promise import binary_parts, pretrained_checkpoint  # noqa: E402
 
+from geoadapt.checkpoints import load as load_model  # noqa: E402
 from geoadapt.data import load  # noqa: E402
 from geoadapt.groups import SO3  # noqa: E402
 from geoadapt.models import build  # noqa: E402
-from geoadapt.models import load as load_model  # noqa: E402
 from geoadapt.regularizers import ConstrainedEquivarianceRegularizer, EquivarianceRegularizer  # noqa: E402
 from geoadapt.report import table  # noqa: E402
 from geoadapt.train import Trainer  # noqa: E402

@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import output_dir, save_json  # noqa: E402
 
 from geoadapt.data import load  # noqa: E402
-from geoadapt.data.featurize import mol_to_graph  # noqa: E402
+from geoadapt.featurize import mol_to_graph  # noqa: E402
 from geoadapt.models import build  # noqa: E402
 from geoadapt.models.potential import autograd_potential  # noqa: E402
 from geoadapt.report import table  # noqa: E402

@@ -8,7 +8,7 @@ training set (the E0s of the new reference), so ``zero_shot`` is the pretrained 
 Forgetting: crystals of other elements and structure types (bcc/hcp metals, rock-salt, oxides, semiconductors;
 ``geoadapt.data.source_like``) labelled by the frozen, refitted SevenNet-0 before adaptation; the errors of the
 adapted model against those labels. Replay (``*_replay``): another set of such pseudolabelled crystals mixed into
-every training step at ``--replay-ratio`` (``geoadapt.adapt.replay.ReplayLoader``).
+every training step at ``--replay-ratio`` (``geoadapt.train.replay.ReplayLoader``).
 
 Loss: energy per atom, forces and stress (MSE; weights ``--energy-weight``, ``--force-weight``, ``--stress-weight``
 of the potential task). Learning rates: each of ``finetune``,
@@ -35,14 +35,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import output_dir, save_json  # noqa: E402
 from _potential_runs import SHARED, TRAINED, Setting, job, measure, seconds_per_step, trainer_for  # noqa: E402
 
-from geoadapt.adapt.forgetting import potential_errors  # noqa: E402
-from geoadapt.adapt.replay import pseudolabel  # noqa: E402
 from geoadapt.data.emt import emt_structures  # noqa: E402
 from geoadapt.data.source_like import source_like_structures  # noqa: E402
 from geoadapt.io import from_atoms  # noqa: E402
 from geoadapt.models import build  # noqa: E402
 from geoadapt.models.energy_shift import refit_energy_shift  # noqa: E402
 from geoadapt.report import table  # noqa: E402
+from geoadapt.tasks.forgetting import potential_errors  # noqa: E402
+from geoadapt.train.replay import pseudolabel  # noqa: E402
 
 METHODS = ("zero_shot", *TRAINED)
 LR_GRID = {"finetune": (3e-4, 1e-3, 3e-3), "freeze": (3e-4, 1e-3, 3e-3), "lora": (1e-3, 3e-3, 1e-2)}

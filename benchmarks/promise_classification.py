@@ -30,13 +30,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import output_dir, save_json  # noqa: E402
 from _promise import binary_parts, pretrained_checkpoint, promise_check  # noqa: E402
 
+from geoadapt.checkpoints import load as load_model  # noqa: E402
 from geoadapt.data import load  # noqa: E402
 from geoadapt.data.graphs import add_laplacian_pe, stratified_folds  # noqa: E402
 from geoadapt.experiments import moved_metrics  # noqa: E402
 from geoadapt.groups import SO3, SignFlip  # noqa: E402
 from geoadapt.metrics.collapse import CollapseDetector  # noqa: E402
 from geoadapt.models import build  # noqa: E402
-from geoadapt.models import load as load_model  # noqa: E402
 from geoadapt.regularizers import EquivarianceRegularizer  # noqa: E402
 from geoadapt.report import table  # noqa: E402
 from geoadapt.spec import Spec  # noqa: E402

@@ -8,18 +8,21 @@ if hasattr(_torch.serialization, "safe_globals"):
     with _torch.serialization.safe_globals([slice]):
         import e3nn.o3  # noqa: F401
 
+from geoadapt._version import __version__  # noqa: E402
 from geoadapt.spec import Spec  # noqa: E402
-
-__version__ = "0.1.0"
 
 
 def __getattr__(name: str):
-    # Trainer and pretrain pull in the whole training stack: import them on first use only.
+    # Trainer and pretrain pull in the whole training stack, save and load the strategies: import them on first use.
     if name in ("Trainer", "pretrain"):
         from geoadapt import train
 
         return getattr(train, name)
+    if name in ("save", "load"):
+        from geoadapt import checkpoints
+
+        return getattr(checkpoints, name)
     raise AttributeError(f"module 'geoadapt' has no attribute {name!r}")
 
 
-__all__ = ["Spec", "Trainer", "__version__", "pretrain"]
+__all__ = ["Spec", "Trainer", "__version__", "load", "pretrain", "save"]

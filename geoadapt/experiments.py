@@ -12,9 +12,9 @@ import torch
 from torch import nn
 
 from geoadapt.adapt.augment import Augmentation
+from geoadapt.checkpoints import load as load_model
 from geoadapt.groups import O3, SO3, Group, Permutation
 from geoadapt.models import build
-from geoadapt.models import load as load_model
 from geoadapt.regularizers.from_config import regularizers_from_config
 from geoadapt.tasks import Task
 from geoadapt.train import Trainer

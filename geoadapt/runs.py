@@ -206,7 +206,7 @@ def finish_run(
         summary_extra: provenance for the summary (command, strategy, regularizers' logs, ...).
         record: what the checkpoint records of the training (``extra``: task, augmentation, ...).
     """
-    from geoadapt.models import save
+    from geoadapt.checkpoints import save
 
     metrics = trainer.evaluate(val_loader)
     summary = {"run": name, **summary_extra, **{f"val_{k}": v for k, v in metrics.items()}}

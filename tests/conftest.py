@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import Batch
 
-from geoadapt.data.featurize import smiles_to_data
+from geoadapt.featurize import smiles_to_data
 from geoadapt.structure import to_dtype
 
 SMILES = ["CC(=O)Oc1ccccc1C(=O)O", "CCCCCCO", "c1ccc2ccccc2c1N", "OCC(O)CO", "C1CC1C(=O)N"]

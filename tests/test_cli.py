@@ -115,10 +115,10 @@ def test_pretrain_adapt_evaluate_report(pretrained, tmp_path, capsys):
 
 
 def test_error_vs_angle_is_in_target_units_like_the_headline_error(pretrained, tmp_path, capsys):
+    from geoadapt.checkpoints import load as load_model
     from geoadapt.data import load
     from geoadapt.metrics import error_vs_angle
     from geoadapt.models import Predictor
-    from geoadapt.models import load as load_model
     from geoadapt.structure import concat
     from geoadapt.train.pretrain import loader_for
 
@@ -199,7 +199,8 @@ def test_gin_on_mutag_reads_its_input_sizes_from_the_data(tmp_path, capsys):
 
 @pytest.fixture(scope="module")
 def image_checkpoint(tmp_path_factory) -> Path:
-    from geoadapt.models import build, save
+    from geoadapt.checkpoints import save
+    from geoadapt.models import build
 
     return save(build("cnn"), tmp_path_factory.mktemp("cnn") / "cnn.pt", dataset="digits")
 
@@ -387,7 +388,7 @@ def test_evaluate_a_registered_pretrained_potential_reports_its_forces(capsys):
 @needs_sevenn
 @pytest.mark.slow
 def test_adapt_a_registered_pretrained_potential_with_lora(tmp_path, capsys):
-    from geoadapt.models import load
+    from geoadapt.checkpoints import load
 
     out_dir = tmp_path / "lora"
     argv = ["adapt", "model=sevennet_0", "data=md17_ethanol", "task=potential", "strategy=lora", f"out={out_dir}"]

@@ -9,9 +9,10 @@ import ase.io
 import pytest
 from ase.calculators.singlepoint import SinglePointCalculator
 
+from geoadapt.checkpoints import load, save
 from geoadapt.cli import main
 from geoadapt.data.emt import emt_structures, isolated_atoms
-from geoadapt.models import load, save, wrap
+from geoadapt.models import wrap
 from tests.models.pair_potential import LennardJones
 
 QUICK = ["epochs=1", "batch_size=4", "groups=[se3]", "progress=false"]

@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from geoadapt.checkpoints import save
 from geoadapt.cli import main
-from geoadapt.models import build, save
+from geoadapt.models import build
 from geoadapt.runs import MARKER, RunFolderError, run_folder
 
 REPO = Path(__file__).resolve().parents[1]

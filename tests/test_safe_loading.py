@@ -17,12 +17,14 @@ import pytest
 import torch
 from torch_geometric.data import Data
 
+from geoadapt import checkpoints
 from geoadapt.adapt import make_strategy
+from geoadapt.checkpoints import load, save
 from geoadapt.cli import main
 from geoadapt.data.cache import load_graphs, save_graphs, stage_raw
 from geoadapt.groups import E3, ProductGroup, SignFlip, Translation
 from geoadapt.groups.records import group_from_record, group_to_record, register_group
-from geoadapt.models import build, checkpoint, load, save
+from geoadapt.models import build
 from geoadapt.serialization import UnsafeFileError, atomic_save, safe_load
 from geoadapt.train import Trainer, resume
 
@@ -233,13 +235,13 @@ def test_checkpoints_refuse_objects_when_written(tmp_path):
     with pytest.raises(TypeError, match=r"x.pt\['extra'\]\['when'\]: expected tensors and plain data .* got Payload"):
         save(build("naive_gnn", hidden=8, num_layers=1), tmp_path / "x.pt", extra={"when": Payload(tmp_path)})
     assert not (tmp_path / "x.pt").exists()
-    assert checkpoint.FORMAT_VERSION == 4
+    assert checkpoints.FORMAT_VERSION == 4
 
 
 def test_loading_in_a_fresh_process_runs_nothing(genuine, tmp_path):
     marker = tmp_path / "pwned"
     path = poisoned_checkpoint(genuine, tmp_path / "evil.pt", marker)
-    code = f"from geoadapt.models import load\ntry:\n    load({str(path)!r})\nexcept ValueError as e:\n    print(e)"
+    code = f"from geoadapt import load\ntry:\n    load({str(path)!r})\nexcept ValueError as e:\n    print(e)"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert "refused" in out.stdout and not marker.exists()

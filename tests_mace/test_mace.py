@@ -23,7 +23,8 @@ from geoadapt.dtypes import default_dtype
 from geoadapt.groups import O3
 from geoadapt.io import Calculator, atoms_to_data, from_atoms
 from geoadapt.metrics import equivariance_error
-from geoadapt.models import load, save, wrap
+from geoadapt.checkpoints import load, save
+from geoadapt.models import wrap
 from geoadapt.models.energy_shift import isolated_atom_energies, refit_energy_shift, set_isolated_atom_energies
 from geoadapt.models.mace import MACE_SPEC, MACEEnergy
 from geoadapt.models.potential import EnergyShift, Forces, potential

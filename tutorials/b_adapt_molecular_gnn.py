@@ -10,9 +10,9 @@ import torch
 from torch_geometric.loader import DataLoader
 
 import geoadapt
+from geoadapt.checkpoints import load as load_model
 from geoadapt.data import load
 from geoadapt.groups import SO3
-from geoadapt.models import load as load_model
 from geoadapt.regularizers import ConstrainedEquivarianceRegularizer, EquivarianceRegularizer
 
 QUICK = os.environ.get("GEOADAPT_QUICK") == "1"

@@ -6,7 +6,7 @@ options); ``make_strategy(name, model, spec, group, **options)`` applies one.
 
 from geoadapt.adapt.adapters import IrrepsAdapter, LoRALinear, add_adapters
 from geoadapt.adapt.augment import Augment, Augmentation
-from geoadapt.adapt.base import STRATEGIES, Strategy, attach_steps, base_model, register_strategy
+from geoadapt.adapt.base import STRATEGIES, Strategy, attach_steps, register_strategy
 from geoadapt.adapt.canonicalize import Canonicalize, CanonicalizeOptions
 from geoadapt.adapt.canonicalizers import Canonicalized3D, CanonicalizedImages
 from geoadapt.adapt.finetune import Finetune
@@ -21,6 +21,7 @@ from geoadapt.adapt.parity_average import ParityAverage, ParityAveraged
 from geoadapt.adapt.soft_freeze import SoftFreeze, SoftFreezeOptions
 from geoadapt.adapt.strategies import make_strategy
 from geoadapt.adapt.symmetrize import FrameAveraged, GroupAveraged, pca_frames
+from geoadapt.models.predictor import base_model  # where strategies record their steps; models need it too
 
 __all__ = [
     "STRATEGIES",

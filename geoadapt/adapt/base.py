@@ -193,13 +193,6 @@ def group_record(group: Group | None) -> str | dict[str, Any] | None:
     return group_to_record(group)
 
 
-def base_model(model: nn.Module) -> nn.Module:
-    """The model the first recorded strategy was applied to (``model`` itself when none was)."""
-    for step in reversed(getattr(model, "adaptations", [])):
-        model = model.get_submodule(step["inner"]) if step["inner"] else model
-    return model
-
-
 def attach_steps(model: nn.Module, steps: Sequence[Mapping[str, Any]]) -> nn.Module:
     """Rebuild the structure of recorded ``steps`` (from ``model.adaptations``) on a fresh base model."""
     for step in steps:

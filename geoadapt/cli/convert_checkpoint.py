@@ -9,7 +9,7 @@ from geoadapt.errors import ConfigError
 
 def run(config: dict[str, Any]) -> None:
     """Convert ``source`` to ``out`` (only with ``trust_code=true``: reading the old file runs its code)."""
-    from geoadapt.models.checkpoint import convert_legacy
+    from geoadapt.checkpoints import convert_legacy
 
     if not config["trust_code"]:
         raise ConfigError(

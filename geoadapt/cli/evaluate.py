@@ -42,7 +42,7 @@ def checkpoint_task(model):
 
 def card_from_config(config: dict[str, Any]) -> dict[str, Any]:
     """Load the model and data of ``config`` and measure the report card: the loaded model answers in target
-    units (:func:`geoadapt.models.load`), so the absolute errors are in them; relative errors divide by the task's
+    units (:func:`geoadapt.checkpoints.load`), so the absolute errors are in them; relative errors divide by the task's
     scale (for regression, the targets' spread)."""
     from geoadapt.cli.models import model_from_config
     from geoadapt.cli.potential_data import is_structure_file, read_structures
@@ -76,7 +76,7 @@ def card_from_config(config: dict[str, Any]) -> dict[str, Any]:
 def structure_errors(config: dict[str, Any], model, graphs: list) -> dict[str, Any]:
     """``errors``: energy, force and stress errors on ``graphs``; with ``source=``, ``forgetting``: the errors
     against the source model's own labels on source-like crystals without the data's elements."""
-    from geoadapt.adapt.forgetting import forgetting, potential_errors
+    from geoadapt.tasks.forgetting import forgetting, potential_errors
 
     out: dict[str, Any] = {"errors": {"structures": len(graphs), **potential_errors(model, graphs)}}
     if config.get("source"):
@@ -90,9 +90,9 @@ def _source_labels(config: dict[str, Any], graphs: list) -> tuple[str, list]:
     same crystals every time) without the elements of ``graphs``."""
     from pathlib import Path
 
-    from geoadapt.adapt.replay import pseudolabel
     from geoadapt.cli.models import model_from_config
     from geoadapt.data.source_like import source_like_structures
+    from geoadapt.train.replay import pseudolabel
 
     name = str(config["source"])
     given = {"checkpoint": name} if Path(name).expanduser().is_file() else {"model": name, "seed": 0}

@@ -17,7 +17,8 @@ def model_from_config(config: dict[str, Any]):
     """The model of ``checkpoint=`` (loaded) or ``model=`` (a registered pretrained model, built)."""
     import torch
 
-    from geoadapt.models import available, build, load
+    from geoadapt.checkpoints import load
+    from geoadapt.models import available, build
 
     if config.get("checkpoint") is not None:
         return load(config["checkpoint"], trust_code=bool(config.get("trust_code", False)))

@@ -105,9 +105,9 @@ def potential_graphs(config: dict[str, Any], model) -> tuple[list, list, dict[in
 
 def potential_loaders(config: dict[str, Any], train: list, val: list, replay: list | None) -> tuple[Any, Any]:
     """The training loader (replay mixed in when there is some) and the validation loader."""
-    from geoadapt.adapt.replay import ReplayLoader
     from geoadapt.cli.data import POTENTIAL_EVAL_BATCH_SIZE
     from geoadapt.train.pretrain import loader_for
+    from geoadapt.train.replay import ReplayLoader
 
     loader = loader_for(train, config["batch_size"], True)
     if replay:
@@ -123,8 +123,8 @@ def set_energy_reference(config: dict[str, Any], model, task, train: list, e0s: 
     else a least-squares refit on the training data; ``isolated`` / ``refit``: that one; ``keep``: the model's own.
     A model without a per-element shift (:class:`~geoadapt.models.potential.EnergyShift`) keeps its energies.
     """
-    from geoadapt.adapt.base import base_model
     from geoadapt.models.potential import EnergyShift
+    from geoadapt.models.predictor import base_model
 
     given = sorted(set(config.get("task_options") or {}) & {"refit_shift", "e0s"})
     if given:
@@ -156,7 +156,7 @@ def set_energy_reference(config: dict[str, Any], model, task, train: list, e0s: 
 def replay_graphs(config: dict[str, Any], model, train: list) -> list | None:
     """With ``replay_ratio > 0``: source-like structures (``replay_data=`` or ``replay_structures`` built crystals
     without the training data's elements) labelled by ``model`` as it is now; else ``None``."""
-    from geoadapt.adapt.replay import pseudolabel
+    from geoadapt.train.replay import pseudolabel
 
     ratio = config["replay_ratio"]
     if ratio == 0:

@@ -1,8 +1,8 @@
 """Datasets: rdkit featurization and conformers, molecule sets, TU graphs, images, point clouds, cards."""
 
 from geoadapt.data.cards import card_names, csv_card, files_present, load, read_card
-from geoadapt.data.featurize import MOLECULE_SPEC, smiles_to_data
 from geoadapt.data.molecules import MoleculeDataset, build_molecules, from_csv
+from geoadapt.featurize import MOLECULE_SPEC, smiles_to_data
 
 __all__ = [
     "MOLECULE_SPEC",

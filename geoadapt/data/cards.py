@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from geoadapt.data.cache import data_root
+from geoadapt.tasks import check_card_task
 
 CARDS_DIR = Path(__file__).resolve().parents[1] / "datasets"
 
@@ -18,15 +19,6 @@ CARDS_DIR = Path(__file__).resolve().parents[1] / "datasets"
 def card_names() -> list[str]:
     """Names of every dataset card."""
     return sorted(p.stem for p in CARDS_DIR.glob("*.yaml"))
-
-
-def check_card_task(task: str) -> None:
-    """``ValueError`` unless ``task`` is a registered task (:mod:`geoadapt.tasks`) that reads dataset cards."""
-    from geoadapt.tasks import TASKS
-
-    readers = [name for name, cls in TASKS.items() if cls.data_kind == "cards"]
-    if task not in readers:
-        raise ValueError(f"task: expected a task of dataset cards among {readers}, got {task!r}")
 
 
 def read_card(name: str) -> dict[str, Any]:

@@ -19,9 +19,9 @@ from torch_geometric.data import Data
 from tqdm.auto import tqdm
 
 from geoadapt.data.cache import cache_root, content_key, load_graphs, save_graphs
-from geoadapt.data.cards import check_card_task
-from geoadapt.data.featurize import MOLECULE_SPEC, smiles_to_data
+from geoadapt.featurize import MOLECULE_SPEC, smiles_to_data
 from geoadapt.spec import Spec
+from geoadapt.tasks import check_card_task
 
 # Bump when featurize.py or what the cache file holds changes, so stale caches are not reused.
 # 2: the cache holds dropped rows by reason (parse, embed) instead of one list of failures.

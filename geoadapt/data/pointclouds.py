@@ -7,8 +7,8 @@ from torch_geometric import transforms as T
 from torch_geometric.data import Data
 
 from geoadapt.data.cache import cache_root, data_root, file_lock, stage_raw
-from geoadapt.data.featurize import ELEMENTS
 from geoadapt.data.potentials import load_md17  # noqa: F401  (dataset cards import it from here)
+from geoadapt.featurize import ELEMENTS
 from geoadapt.spec import Spec
 
 POINT_SPEC = Spec(fields={"pos": "1o"}, output="0e")

@@ -5,8 +5,8 @@ the periodic table, near equilibrium. :func:`source_like_structures` builds smal
 common prototypes of that kind (bcc and hcp metals, rock-salt, diamond, zinc-blende, wurtzite, fluorite, rutile,
 perovskite; oxides, halides, semiconductors), leaving out every prototype that holds an element of the target
 (``exclude``), so that they measure what adaptation does to the rest of what the model knows. Labelled by the frozen
-source model (:func:`geoadapt.adapt.replay.pseudolabel`), they serve both to measure forgetting
-(:mod:`geoadapt.adapt.forgetting`) and to prevent it (replay, :class:`geoadapt.adapt.replay.ReplayLoader`).
+source model (:func:`geoadapt.train.replay.pseudolabel`), they serve both to measure forgetting
+(:mod:`geoadapt.tasks.forgetting`) and to prevent it (replay, :class:`geoadapt.train.replay.ReplayLoader`).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ what it knew, then run as an ASE calculator.
    on crystals: rotations and translations exact, mirror images not (its checkpoint is built without parity).
 2. A small periodic EMT set (rattled, strained fcc Cu, Ni, Ag, Au cells, alloys, vacancies and slabs;
    :mod:`geoadapt.data.emt`) is the target; crystals of other elements and structure types labelled by the frozen
-   model (:mod:`geoadapt.data.source_like`, :func:`~geoadapt.adapt.replay.pseudolabel`) are the replay pool and,
+   model (:mod:`geoadapt.data.source_like`, :func:`~geoadapt.train.replay.pseudolabel`) are the replay pool and,
    drawn again, the held-out set forgetting is measured on.
 3. The per-element energy shift is refitted (E0s), then LoRA adapters train with replay mixed into every step.
 4. The table: energy, force and stress errors on held-out EMT structures, forgetting, SE(3) and O(3) force errors.
@@ -52,7 +52,7 @@ def symmetry(frames: list, samples: int = 4) -> dict[str, float]:
 
 def measured(model: torch.nn.Module, data: dict[str, list], trainer: Any) -> dict[str, float]:
     """Test errors, forgetting and the SE(3) / O(3) errors of the forces (float32) of ``model``."""
-    from geoadapt.adapt.forgetting import forgetting, potential_errors
+    from geoadapt.tasks.forgetting import forgetting, potential_errors
 
     test, lost = potential_errors(model, data["test"]), forgetting(model, data["forgetting"])
     symmetry_errors = trainer.evaluate(DataLoader(data["test"], batch_size=16))
@@ -67,11 +67,11 @@ def measured(model: torch.nn.Module, data: dict[str, list], trainer: Any) -> dic
 def datasets(train: int, test: int, replay: int, held_out: int, model: torch.nn.Module) -> tuple[dict, dict]:
     """EMT train/test graphs and the pseudolabelled replay and forgetting crystals; the energy shift refitted on the
     training graphs first (its numbers returned)."""
-    from geoadapt.adapt.replay import pseudolabel
     from geoadapt.data.emt import emt_structures
     from geoadapt.data.source_like import source_like_structures
     from geoadapt.io import from_atoms
     from geoadapt.models.energy_shift import refit_energy_shift
+    from geoadapt.train.replay import pseudolabel
 
     graphs = from_atoms(emt_structures(train + test, seed=0, elements=ELEMENTS), source="emt").graphs
     data = {"train": graphs[:train], "test": graphs[train:]}
@@ -84,9 +84,9 @@ def datasets(train: int, test: int, replay: int, held_out: int, model: torch.nn.
 
 def adapt(model: torch.nn.Module, data: dict, epochs: int, ratio: float, seed: int = 0):
     """LoRA on a copy of ``model`` with replay at ``ratio``; the fitted Trainer."""
-    from geoadapt.adapt.replay import ReplayLoader
     from geoadapt.groups import O3, SE3
     from geoadapt.train import Trainer
+    from geoadapt.train.replay import ReplayLoader
 
     trainer = Trainer(
         copy.deepcopy(model), "potential", strategy="lora", groups=[SE3(), O3()], max_epochs=epochs, lr=LORA_LR,

@@ -1,7 +1,7 @@
 """ASE out: any geoadapt energy model as an ASE calculator (relaxations, molecular dynamics, phonons, ...).
 
 ``Calculator(model)`` takes a model (anything with ``model.potential(data)`` or an energy ``model(data)``
-``(B, 1)`` in eV, adapted models included) or the path of a geoadapt checkpoint (:func:`geoadapt.models.load`).
+``(B, 1)`` in eV, adapted models included) or the path of a geoadapt checkpoint (:func:`geoadapt.checkpoints.load`).
 Like sevenn's ``SevenNetCalculator`` and MACE's ``MACECalculator``, the model is loaded once and each call builds
 the neighbour list of the atoms (periodic images included) and takes forces and stress from autograd.
 
@@ -49,7 +49,7 @@ class Calculator(AseCalculator):
         super().__init__(**kwargs)
         self.device = resolve_device(device)
         if isinstance(model, (str, os.PathLike)):
-            from geoadapt.models import load
+            from geoadapt.checkpoints import load
 
             model = load(model, device=self.device)
         if not isinstance(model, nn.Module):

@@ -1,12 +1,12 @@
 """Backbones, each declaring its ``spec`` and the symmetry it holds by construction (``model.symmetry``).
 
 ``build(name)`` makes a registered backbone (``available()`` lists them); ``wrap(module, spec, symmetry,
-init)`` declares your own ``nn.Module`` so strategies, the Trainer, ``save`` and ``load`` accept it. ``load``
-answers in target units: a network saved with a target scaler comes back as a :class:`Predictor`.
+init)`` declares your own ``nn.Module`` so strategies, the Trainer and checkpoints (:mod:`geoadapt.checkpoints`:
+``geoadapt.save``, ``geoadapt.load``) accept it. A loaded network saved with a target scaler comes back as a
+:class:`Predictor`, answering in target units.
 """
 
 from geoadapt.models import cnn, e3nn_gnn, egnn, gcn, gin, naive, pointnet, schnet, sevennet  # noqa: F401  (registration)
-from geoadapt.models.checkpoint import load, save
 from geoadapt.models.custom import register_class, wrap
 from geoadapt.models.predictor import Predictor, network_of, scaler_of
 from geoadapt.models.registry import available, build, register
@@ -18,12 +18,10 @@ __all__ = [
     "TargetScaler",
     "available",
     "build",
-    "load",
     "network_of",
     "register",
     "register_class",
     "register_scaler",
-    "save",
     "scaler_of",
     "wrap",
 ]

@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from torch_geometric.data import Batch
 from torch_geometric.utils import scatter
 
-from geoadapt.data.featurize import ATOM_DIM
+from geoadapt.featurize import ATOM_DIM
 from geoadapt.models.geometry import radius_edges, refuse_periodic
 from geoadapt.models.readout import Readout
 from geoadapt.models.registry import register

@@ -7,7 +7,7 @@ from torch import Tensor, nn
 from torch_geometric.data import Batch
 from torch_geometric.nn import GINConv, GINEConv
 
-from geoadapt.data.featurize import ATOM_DIM, BOND_DIM
+from geoadapt.featurize import ATOM_DIM, BOND_DIM
 from geoadapt.models.readout import Readout, mlp
 from geoadapt.models.registry import register
 from geoadapt.spec import Spec

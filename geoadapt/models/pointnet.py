@@ -7,7 +7,7 @@ from torch import Tensor, nn
 from torch_geometric.data import Batch
 from torch_geometric.nn import EdgeConv, PointNetConv, global_max_pool
 
-from geoadapt.data.featurize import ATOM_DIM
+from geoadapt.featurize import ATOM_DIM
 from geoadapt.models.geometry import knn_edges
 from geoadapt.models.readout import mlp
 from geoadapt.models.registry import register

@@ -2,7 +2,7 @@
 
 A regression network trains on scaled targets (:class:`~geoadapt.models.scalers.Standardize`), so its own
 forward returns scaled numbers. :class:`Predictor` is that network followed by the scaler's inverse:
-:func:`geoadapt.models.load` returns one for a checkpoint that carries a scaler, ``Trainer.predictor()`` returns
+:func:`geoadapt.checkpoints.load` returns one for a checkpoint that carries a scaler, ``Trainer.predictor()`` returns
 one after training, and ``Trainer.evaluate`` and ``geoadapt evaluate`` measure through it, so all three answer
 in the units of the targets.
 """
@@ -24,7 +24,7 @@ class Predictor(nn.Module):
     ``network.target_scaler`` (``scaler``, when given, is recorded there). One place holds it: a Trainer that refits
     the scaler of a network it trains updates every predictor of that network. Without a scaler the forward is
     the network's. The usual model attributes (``spec``, ``arch``, ``config``, ``adaptations``, ``checkpoint``,
-    ``symmetry``) are the network's, so :func:`~geoadapt.models.save` (network plus scaler), strategies and the
+    ``symmetry``) are the network's, so :func:`~geoadapt.checkpoints.save` (network plus scaler), strategies and the
     Trainer (which adapt and train ``network``) take a predictor wherever they take a model.
     """
 
@@ -49,7 +49,7 @@ class Predictor(nn.Module):
 
     @property
     def target_scaler(self) -> TargetScaler | None:
-        """The scaler (also what :func:`~geoadapt.models.save` stores)."""
+        """The scaler (also what :func:`~geoadapt.checkpoints.save` stores)."""
         return self.scaler
 
     @property
@@ -88,11 +88,17 @@ def network_of(model: nn.Module) -> nn.Module:
     return model.network if isinstance(model, Predictor) else model
 
 
+def base_model(model: nn.Module) -> nn.Module:
+    """The model the first recorded strategy was applied to (``model`` itself when none was): strategies record
+    each step in ``model.adaptations`` with the name of the submodule they wrapped (``inner``)."""
+    for step in reversed(getattr(model, "adaptations", [])):
+        model = model.get_submodule(step["inner"]) if step["inner"] else model
+    return model
+
+
 def scaler_of(model: nn.Module) -> TargetScaler | None:
     """The target scaler ``model`` carries: a :class:`Predictor`'s, or the ``target_scaler`` the Trainer records on
     the network it trains (on the model a strategy wrapped, too); ``None`` when there is none."""
-    from geoadapt.adapt.base import base_model
-
     model = network_of(model)
     found = getattr(model, "target_scaler", None)
     return found if found is not None else getattr(base_model(model), "target_scaler", None)

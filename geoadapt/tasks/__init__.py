@@ -12,7 +12,7 @@ from geoadapt.tasks.batches import check_output_rows, split_batch
 from geoadapt.tasks.classification import Classification
 from geoadapt.tasks.potential import Potential
 from geoadapt.tasks.potential_terms import PotentialLoss, PotentialView, force_spec, potential_metrics
-from geoadapt.tasks.registry import TASKS, make_task, register_task, task_names, task_options
+from geoadapt.tasks.registry import TASKS, check_card_task, make_task, register_task, task_names, task_options
 from geoadapt.tasks.regression import Regression
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "PotentialView",
     "Regression",
     "Task",
+    "check_card_task",
     "check_output_rows",
     "force_spec",
     "make_task",

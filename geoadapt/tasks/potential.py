@@ -50,7 +50,7 @@ class Potential(Task):
             them (``e0s``), else by least squares on the training energies. ``None``: when the model has one.
         e0s: isolated-atom energies (atomic number -> eV); default: the ``e0s`` of the training loader's dataset
             (a :class:`~geoadapt.data.potentials.PotentialDataset`, e.g. from :func:`geoadapt.io.read`) when any.
-        forgetting: graphs labelled by the source model before adaptation (:func:`geoadapt.adapt.replay.pseudolabel`
+        forgetting: graphs labelled by the source model before adaptation (:func:`geoadapt.train.replay.pseudolabel`
             of structures like its pretraining data); the metrics then hold ``forgetting_energy_mae``,
             ``forgetting_force_mae`` and the rest (:func:`~geoadapt.tasks.potential_terms.forgetting_metrics`):
             how far the model moved on what it knew, next to the target errors every epoch.
@@ -126,7 +126,7 @@ class Potential(Task):
 
     def setup(self, model: nn.Module, loader: Iterable) -> None:
         """Set the per-element energy shift to the data's reference (see ``refit_shift``)."""
-        from geoadapt.adapt.base import base_model
+        from geoadapt.models.predictor import base_model
 
         base = base_model(model)
         refit = self.refit_shift if self.refit_shift is not None else isinstance(base, EnergyShift)

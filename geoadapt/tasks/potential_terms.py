@@ -191,7 +191,7 @@ def labelled_batches(model: nn.Module, graphs: Sequence[Data], batch_size: int =
 
 def forgetting_metrics(model: nn.Module, pseudolabelled: Sequence[Data]) -> dict[str, float]:
     """:func:`potential_metrics` of ``model`` against labels the source model gave ``pseudolabelled`` before
-    adaptation (:func:`geoadapt.adapt.replay.pseudolabel`), each key prefixed ``forgetting_``: how far the model
+    adaptation (:func:`geoadapt.train.replay.pseudolabel`), each key prefixed ``forgetting_``: how far the model
     moved on what it knew, in the units of the target metrics beside them (the source model scores 0)."""
     metrics = potential_metrics(model, labelled_batches(model, pseudolabelled))
     return {f"forgetting_{key}": value for key, value in metrics.items()}

@@ -22,6 +22,13 @@ def register_task(cls: type[Task]) -> type[Task]:
     return cls
 
 
+def check_card_task(task: str) -> None:
+    """``ValueError`` unless ``task`` is a registered task that reads dataset cards (``data_kind == "cards"``)."""
+    readers = [name for name, cls in TASKS.items() if cls.data_kind == "cards"]
+    if task not in readers:
+        raise ValueError(f"task: expected a task of dataset cards among {readers}, got {task!r}")
+
+
 def task_names() -> tuple[str, ...]:
     """The names of the registered tasks, in registration order."""
     return tuple(TASKS)

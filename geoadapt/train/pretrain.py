@@ -17,9 +17,10 @@ from torch import nn
 from torch_geometric.loader import DataLoader
 
 from geoadapt import defaults
+from geoadapt.checkpoints import save
 from geoadapt.errors import ConfigError
 from geoadapt.groups import Group, group_from_name
-from geoadapt.models import build, save
+from geoadapt.models import build
 from geoadapt.tasks import Task
 from geoadapt.train.from_config import trainer_from_config
 from geoadapt.train.trainer import Trainer

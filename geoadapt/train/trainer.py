@@ -42,7 +42,7 @@ class Trainer:
 
     Args:
         model: takes a batch (PyG ``Batch`` or a tensor) and returns ``(rows, spec.output.dim)``; a
-            :class:`~geoadapt.models.Predictor` (what :func:`geoadapt.models.load` returns for a regressor) trains
+            :class:`~geoadapt.models.Predictor` (what :func:`geoadapt.checkpoints.load` returns for a regressor) trains
             its network, starting from its scaler.
         task: a :class:`~geoadapt.tasks.Task` (e.g. ``Potential(force_weight=10)``) or a registered name
             (``"regression"``, ``"classification"``, ``"potential"`` or yours) with its ``task_options``

@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from geoadapt.adapt import FrameAveraged, GroupAveraged
+from geoadapt.checkpoints import load, save
 from geoadapt.cli import main
-from geoadapt.models import Predictor, build, load, save
+from geoadapt.models import Predictor, build
 
 
 @pytest.fixture(scope="module")

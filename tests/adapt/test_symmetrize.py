@@ -14,7 +14,7 @@ from torch_geometric.nn import global_add_pool
 
 from geoadapt import Spec
 from geoadapt.adapt.symmetrize import FrameAveraged, GroupAveraged, equivariant_frames, pca_frames
-from geoadapt.data.featurize import ATOM_DIM, BOND_DIM, mol_to_graph, smiles_to_data
+from geoadapt.featurize import ATOM_DIM, BOND_DIM, mol_to_graph, smiles_to_data
 from geoadapt.groups import E3, O3, SE3, Group
 from geoadapt.models import build
 from geoadapt.structure import graph_index, num_graphs, repeat, to_dtype

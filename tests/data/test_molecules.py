@@ -7,8 +7,8 @@ import torch
 
 from geoadapt.data import build_molecules, from_csv, load
 from geoadapt.data import molecules as molecules_module
-from geoadapt.data.featurize import ATOM_DIM, BOND_DIM, smiles_to_data
 from geoadapt.data.splits import murcko_scaffold, random_split, scaffold_split
+from geoadapt.featurize import ATOM_DIM, BOND_DIM, smiles_to_data
 
 FIRST_ROW = {6, 7, 8}
 

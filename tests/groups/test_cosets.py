@@ -9,7 +9,7 @@ from torch_geometric.data import Batch
 from torch_geometric.nn import global_add_pool, global_mean_pool
 
 from geoadapt import Spec
-from geoadapt.data.featurize import smiles_to_data
+from geoadapt.featurize import smiles_to_data
 from geoadapt.groups import E3, O3, SE3, SO3, Cyclic, Dihedral, Group, Permutation, SignFlip, Translation
 from geoadapt.structure import graph_index, num_graphs, repeat, to_dtype
 from geoadapt.testing import assert_equivariant

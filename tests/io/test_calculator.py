@@ -16,9 +16,10 @@ from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
 from ase.md.verlet import VelocityVerlet
 from ase.optimize import BFGS
 
+from geoadapt.checkpoints import save
 from geoadapt.dtypes import default_dtype
 from geoadapt.io import Calculator
-from geoadapt.models import build, save
+from geoadapt.models import build
 from tests.models.pair_potential import LennardJones
 
 needs_sevenn = pytest.mark.skipif(importlib.util.find_spec("sevenn") is None, reason="optional extra sevennet")

@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
+from geoadapt.checkpoints import load, save
 from geoadapt.dtypes import default_dtype
 from geoadapt.groups import E3, Permutation
 from geoadapt.metrics import equivariance_error
-from geoadapt.models import Standardize, available, build, load, save
+from geoadapt.models import Standardize, available, build
 
 GRAPH_MODELS = ["gin", "gcn", "schnet", "egnn", "e3nn_gnn", "naive_gnn", "pointnet", "dgcnn"]
 E3_EXACT = {"gin", "gcn", "schnet", "egnn", "e3nn_gnn"}  # invariant/equivariant by construction

@@ -5,9 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
+from geoadapt import checkpoints
 from geoadapt.adapt import STRATEGIES, make_strategy
+from geoadapt.checkpoints import load, save
 from geoadapt.dtypes import default_dtype
-from geoadapt.models import build, checkpoint, load, save
+from geoadapt.models import build
 from geoadapt.structure import to_dtype
 from tests.adapt.cases import GRAPH_CASES, IMAGE_CASES
 
@@ -122,5 +124,5 @@ def test_newer_format_is_refused(tmp_path):
     payload = torch.load(path, weights_only=True)
     payload["format_version"] = 99
     torch.save(payload, path)
-    with pytest.raises(ValueError, match=f"expected format version <= {checkpoint.FORMAT_VERSION}, got 99"):
+    with pytest.raises(ValueError, match=f"expected format version <= {checkpoints.FORMAT_VERSION}, got 99"):
         load(path)

@@ -7,10 +7,11 @@ import torch
 from e3nn import o3
 from torch_geometric.data import Batch
 
+from geoadapt.checkpoints import load, save
 from geoadapt.dtypes import default_dtype
 from geoadapt.groups import E3, Permutation
 from geoadapt.metrics import equivariance_error
-from geoadapt.models import build, load, save
+from geoadapt.models import build
 from geoadapt.models.e3nn_gnn import ChannelwiseTensorProduct, channelwise_tensor_product
 
 CONFIGS = [

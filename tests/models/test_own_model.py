@@ -9,7 +9,8 @@ from torch_geometric.data import Batch, Data
 from torch_geometric.loader import DataLoader
 from torch_geometric.utils import scatter
 
-from geoadapt.models import custom, load, save, wrap
+from geoadapt.checkpoints import load, save
+from geoadapt.models import custom, wrap
 from geoadapt.models.geometry import radius_edges
 from geoadapt.models.potential import potential
 from geoadapt.spec import Spec

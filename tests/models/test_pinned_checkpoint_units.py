@@ -12,8 +12,9 @@ import pytest
 import torch
 from torch_geometric.data import Batch
 
+from geoadapt.checkpoints import load, save
 from geoadapt.dtypes import default_dtype
-from geoadapt.models import build, load, save
+from geoadapt.models import build
 from geoadapt.train import Trainer
 from tests.adapt.cases import GRAPH_CASES
 

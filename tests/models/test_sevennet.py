@@ -19,11 +19,12 @@ from rdkit import Chem
 from rdkit.Chem import AllChem
 from torch_geometric.data import Batch, Data
 
+from geoadapt.checkpoints import load, save
 from geoadapt.dtypes import default_dtype
 from geoadapt.groups import E3, O3
 from geoadapt.groups.irreps import haar_rotation
 from geoadapt.metrics import equivariance_error
-from geoadapt.models import build, load, save
+from geoadapt.models import build
 from geoadapt.models.potential import Forces
 
 needs_sevenn = pytest.mark.skipif(importlib.util.find_spec("sevenn") is None, reason="optional extra sevennet")

@@ -9,7 +9,8 @@ import torch
 from torch_geometric.data import Batch
 from torch_geometric.loader import DataLoader
 
-from geoadapt.models import build, load, save
+from geoadapt.checkpoints import load, save
+from geoadapt.models import build
 from geoadapt.models.potential import potential
 from geoadapt.train import Trainer
 

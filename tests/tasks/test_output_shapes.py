@@ -8,9 +8,10 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import Batch
 
+from geoadapt.checkpoints import save
 from geoadapt.cli import main
 from geoadapt.groups import SO3
-from geoadapt.models import build, save, wrap
+from geoadapt.models import build, wrap
 from geoadapt.regularizers import EquivarianceRegularizer
 from geoadapt.spec import Spec
 from geoadapt.train import Trainer

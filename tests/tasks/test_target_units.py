@@ -7,9 +7,10 @@ import json
 import pytest
 import torch
 
+from geoadapt.checkpoints import load, save
 from geoadapt.cli import main
 from geoadapt.groups import SO3
-from geoadapt.models import Predictor, build, load, save
+from geoadapt.models import Predictor, build
 from geoadapt.train import Trainer
 from geoadapt.train.pretrain import loader_for, source_splits
 

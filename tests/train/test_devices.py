@@ -9,13 +9,14 @@ import pytest
 import torch
 from torch_geometric.loader import DataLoader
 
+from geoadapt.checkpoints import load as load_checkpoint
+from geoadapt.checkpoints import save
 from geoadapt.data import load
 from geoadapt.devices import resolve_device, resolve_precision, to_device
 from geoadapt.dtypes import default_dtype
 from geoadapt.groups import SO3
 from geoadapt.metrics import measure_equivariance
-from geoadapt.models import build, save
-from geoadapt.models import load as load_checkpoint
+from geoadapt.models import build
 from geoadapt.regularizers import EquivarianceRegularizer, stacked_forward
 from geoadapt.structure import to_dtype
 from geoadapt.train import Trainer, distributed

@@ -8,11 +8,12 @@ import pytest
 import torch
 
 import geoadapt
+from geoadapt.checkpoints import load
 from geoadapt.cli import main
 from geoadapt.cli.keys import DEFAULTS
 from geoadapt.errors import ConfigError
 from geoadapt.groups import SO3, Permutation
-from geoadapt.models import build, load
+from geoadapt.models import build
 from geoadapt.train.from_config import trainer_from_config
 
 

@@ -9,10 +9,10 @@ import pytest
 import torch
 from ase.calculators.lj import LennardJones as AseLennardJones
 
-from geoadapt.adapt.forgetting import potential_errors
 from geoadapt.data.emt import emt_structures
 from geoadapt.dtypes import default_dtype
 from geoadapt.io import from_atoms
+from geoadapt.tasks.forgetting import potential_errors
 from tests.models.pair_potential import LennardJones
 
 
@@ -57,11 +57,11 @@ def test_stress_is_reported_only_when_every_graph_has_one_and_labels_are_require
 def test_the_trainer_reports_forgetting_next_to_the_target_errors():
     from torch_geometric.loader import DataLoader
 
-    from geoadapt.adapt.forgetting import forgetting
-    from geoadapt.adapt.replay import pseudolabel
     from geoadapt.tasks import Potential
+    from geoadapt.tasks.forgetting import forgetting
     from geoadapt.train import Trainer
-    from tests.adapt.test_replay import pair_model, source_like, target_graphs
+    from geoadapt.train.replay import pseudolabel
+    from tests.train.test_replay import pair_model, source_like, target_graphs
 
     source = pair_model()
     held_out = pseudolabel(source, source_like(4, seed=2))

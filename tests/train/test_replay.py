@@ -10,13 +10,13 @@ from ase.build import bulk, molecule
 from torch_geometric.data import Batch
 from torch_geometric.loader import DataLoader
 
-from geoadapt.adapt.forgetting import forgetting, potential_errors
-from geoadapt.adapt.replay import ReplayLoader, mix, pseudolabel
 from geoadapt.data.emt import emt_structures, label
 from geoadapt.data.source_like import source_like_structures
 from geoadapt.io import atoms_to_data, from_atoms
 from geoadapt.models.potential import potential
+from geoadapt.tasks.forgetting import forgetting, potential_errors
 from geoadapt.train import Trainer
+from geoadapt.train.replay import ReplayLoader, mix, pseudolabel
 from tests.models.pair_potential import LennardJones
 
 TARGET = ("Cu", "Au")

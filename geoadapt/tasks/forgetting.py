@@ -5,7 +5,7 @@ labels have them, stress (meV/Å³) of any geoadapt energy model: the potential 
 (:func:`geoadapt.tasks.potential_terms.potential_metrics`) with forces in meV/Å, the unit of the tables.
 :func:`forgetting` is the same measurement on structures like the pretraining data
 (:func:`geoadapt.data.source_like.source_like_structures`) labelled by the source model before adaptation
-(:func:`geoadapt.adapt.replay.pseudolabel`): how far adaptation moved the model on what it knew. The source model
+(:func:`geoadapt.train.replay.pseudolabel`): how far adaptation moved the model on what it knew. The source model
 scores 0 on its own labels, so every number is a change. During training, ``Potential(forgetting=...)`` puts the
 same errors in the Trainer's metrics (``val_forgetting_*``, in the task's units).
 """
@@ -46,7 +46,7 @@ def potential_errors(model: nn.Module, graphs: Sequence[Data], batch_size: int =
 
 def forgetting(model: nn.Module, pseudolabelled: Sequence[Data], batch_size: int = 16) -> dict[str, float]:
     """How far ``model`` moved from the source model on structures the source model labelled
-    (:func:`geoadapt.adapt.replay.pseudolabel`, before adaptation): :func:`potential_errors` against those labels.
+    (:func:`geoadapt.train.replay.pseudolabel`, before adaptation): :func:`potential_errors` against those labels.
 
     Keys ``energy_mae`` (meV/atom), ``force_mae`` and ``force_rmse`` (meV/Å) and, for crystals labelled with stress,
     ``stress_mae`` (meV/Å³).

@@ -1,7 +1,7 @@
 """Replay: structures like the pretraining data, labelled once by the frozen source model, mixed into training.
 
 Fine-tuning a foundation potential on a narrow target set moves it away from everything else it knew (forgetting,
-measured by :mod:`geoadapt.adapt.forgetting`). Replay keeps a share of every training step on what the model knew:
+measured by :mod:`geoadapt.tasks.forgetting`). Replay keeps a share of every training step on what the model knew:
 structures like its pretraining data (:func:`geoadapt.data.source_like.source_like_structures`, or your own),
 labelled by the source model itself before adaptation (:func:`pseudolabel`: energies, forces and, for crystals,
 stresses). No pretraining data is needed.

@@ -12,11 +12,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from geoadapt._version import __version__
+from geoadapt.adapt.base import attach_steps, group_record
 from geoadapt.devices import resolve_device
 from geoadapt.dtypes import default_dtype
 from geoadapt.groups import Group
 from geoadapt.models import custom
-from geoadapt.models.predictor import Predictor, network_of, scaler_of
+from geoadapt.models.predictor import Predictor, base_model, network_of, scaler_of
 from geoadapt.models.registry import build
 from geoadapt.models.scalers import Standardize, TargetScaler, scaler_from_record, scaler_record
 from geoadapt.serialization import atomic_save, safe_load
@@ -30,7 +32,7 @@ FORMAT_VERSION = 4
 CONVERT_HINT = (
     "if you trust the file, convert it once with "
     "`geoadapt convert-checkpoint source={path} out=<new.pt> trust_code=true` "
-    "(or geoadapt.models.checkpoint.convert_legacy)"
+    "(or geoadapt.checkpoints.convert_legacy)"
 )
 
 
@@ -58,8 +60,6 @@ def save(
         dataset, metrics: where and how well the model was (pre)trained.
         extra: anything else JSON-like (e.g. an optimizer state for resuming).
     """
-    from geoadapt import __version__
-    from geoadapt.adapt.base import base_model
 
     scaler = target_scaler if target_scaler is not None else scaler_of(model)
     model = network_of(model)
@@ -125,7 +125,6 @@ def convert_legacy(source: str | os.PathLike, target: str | os.PathLike) -> Path
     This UNPICKLES ``source`` (``weights_only=False``): it runs whatever code the file holds. Call it only on a
     file you trust (you wrote it, or you know who did); the result at ``target`` loads safely everywhere.
     """
-    from geoadapt.adapt.base import group_record
 
     payload = torch.load(Path(source), map_location="cpu", weights_only=False)  # trusted by the caller, on purpose
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
@@ -188,7 +187,6 @@ def _rebuild(
     payload: dict[str, Any], path: str | os.PathLike, builder: Callable[..., nn.Module] | None, trust_code: bool
 ) -> nn.Module:
     """The saved architecture (in its dtype) with its strategy steps re-attached and the saved weights loaded."""
-    from geoadapt.adapt.base import attach_steps
 
     dtype = payload.get("dtype")
     with default_dtype(getattr(torch, dtype)) if dtype else nullcontext():
