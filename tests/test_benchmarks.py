@@ -176,6 +176,29 @@ def test_potential_adaptation_quick_run(tmp_path, capsys):
         "finetune_replay_cuts_forgetting_3x_at_most_10pct_extra_target_error",
     }
     assert (tmp_path / "potential_adaptation.md").read_text().count("\n|") >= 8
+    absent, present = _potential_page(tmp_path / "results"), _potential_page(tmp_path / "results", tmp_path)
+    assert "`results/potential_adaptation.json` is absent" in absent
+    assert "is absent" not in present and "## Targets" in present and present.count("\n| LoRA") >= 2
+
+
+def _potential_page(results: Path, run: Path | None = None) -> str:
+    """The SevenNet-0 on EMT page rendered from a copy of the repository's results, with ``run``'s JSON or none."""
+    import shutil
+    import sys
+
+    docs = Path(__file__).resolve().parents[1] / "docs"
+    sys.path.insert(0, str(docs))
+    import gen_results
+
+    shutil.rmtree(results, ignore_errors=True)  # a folder of this test's tmp_path
+    shutil.copytree(docs.parent / "results", results)
+    (results / "potential_adaptation.json").unlink(missing_ok=True)
+    if run is not None:
+        shutil.copy(run / "potential_adaptation.json", results)
+    try:
+        return gen_results.render(results)["results/potential-adaptation.md"]
+    finally:
+        gen_results.render()  # the repository's results again, for pages rendered after this test
 
 
 @pytest.mark.skipif(importlib.util.find_spec("sevenn") is None, reason="optional extra sevennet")
