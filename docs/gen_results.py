@@ -1,9 +1,9 @@
 """The results pages of the documentation, generated from ``results/*.json`` (and ``results/*.md`` tables).
 
 Each page is a Jinja template in ``docs/templates/results/``: prose written by hand, every number read from the
-JSON that a script in ``benchmarks/`` wrote (``results_data``, ``results_molecular``, ``results_promises``,
-``results_tables`` read it); pages written in ``docs/`` that quote results are rendered the same way
-(:func:`render_text`).
+JSON that a script in ``benchmarks/`` wrote (``results_data``, ``results_molecular``, ``results_potentials``,
+``results_promises``, ``results_tables`` read it); pages written in ``docs/`` that quote results are rendered the
+same way (:func:`render_text`).
 The MkDocs hook (``docs/hooks.py``) renders them at every build; ``python docs/gen_results.py --out DIR`` writes
 them to ``DIR`` to read or diff.
 """
@@ -20,6 +20,7 @@ import jinja2
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import results_data  # noqa: E402
 import results_molecular  # noqa: E402
+import results_potentials  # noqa: E402
 import results_promises  # noqa: E402
 import results_tables  # noqa: E402
 
@@ -32,7 +33,7 @@ def environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES), undefined=jinja2.StrictUndefined, keep_trailing_newline=True
     )
-    for module in (results_data, results_molecular, results_promises, results_tables):
+    for module in (results_data, results_molecular, results_potentials, results_promises, results_tables):
         env.globals.update(
             {
                 name: value

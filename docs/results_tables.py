@@ -215,7 +215,7 @@ def signflip_table() -> str:
     return table(header + ["sign consistency"], rows)
 
 
-# SevenNet-0 (benchmarks/foundation_adaptation.py) and the demo (python -m geoadapt.demo).
+# SevenNet-0 (benchmarks/foundation_adaptation.py) and the molecular demo (python -m geoadapt.demo molecules).
 
 FOUNDATION_LABELS = {"lora_o3": "lora + O3", "parity": "parity average"}
 
@@ -245,10 +245,14 @@ def foundation(dataset: str) -> dict:
     return J("foundation_adaptation.json")["datasets"][dataset]
 
 
+MOLECULAR_DEMO = "demo-molecules/summary.json"
+
+
 def demo_table() -> str:
-    """The demo's comparison: task metrics, SO(3) and permutation errors (its one-shot times are no benchmark)."""
+    """The molecular demo's comparison: task metrics, SO(3) and permutation errors (its one-shot times are no
+    benchmark)."""
     rows = []
-    for m in J("demo/summary.json")["methods"]:
+    for m in J(MOLECULAR_DEMO)["methods"]:
         x = m["metrics"]
         rows.append(
             [
@@ -264,5 +268,5 @@ def demo_table() -> str:
 
 
 def demo(method: str) -> dict:
-    """One method of the demo: ``{"metrics": ..., "seconds": ...}``."""
-    return next(m for m in J("demo/summary.json")["methods"] if m["method"] == method)
+    """One method of the molecular demo: ``{"metrics": ..., "seconds": ...}``."""
+    return next(m for m in J(MOLECULAR_DEMO)["methods"] if m["method"] == method)

@@ -1,7 +1,15 @@
 """geoadapt: adapt pretrained geometric models to new tasks without losing their symmetry."""
 
-from geoadapt._version import __version__
-from geoadapt.spec import Spec
+import torch as _torch
+
+# e3nn 0.4.x (the release mace-torch pins) reads its own constants with a bare torch.load, which torch >= 2.6 limits to
+# weights only, and that file holds `slice` objects: allow exactly that type, only while e3nn is first imported.
+if hasattr(_torch.serialization, "safe_globals"):
+    with _torch.serialization.safe_globals([slice]):
+        import e3nn.o3  # noqa: F401
+
+from geoadapt._version import __version__  # noqa: E402
+from geoadapt.spec import Spec  # noqa: E402
 
 
 def __getattr__(name: str):

@@ -116,9 +116,11 @@ def test_e3nn_speed_quick_run_times_sevennet_beside(tmp_path):
 def test_demo_report(capsys):
     from geoadapt.demo import main
 
-    main(["--report", "--molecules", "6", "--samples", "2"])
+    main(["molecules", "--report", "--molecules", "6", "--samples", "2"])
     out = capsys.readouterr().out
     assert "e3nn_gnn" in out and "naive_gnn" in out and "Permutation" in out
+    with pytest.raises(SystemExit):
+        main(["--report"])  # the report belongs to the molecular story
 
 
 def test_demo_story_quick_writes_outside_the_tracked_files(tmp_path, capsys, monkeypatch):
@@ -128,8 +130,8 @@ def test_demo_story_quick_writes_outside_the_tracked_files(tmp_path, capsys, mon
 
     repo = Path(__file__).resolve().parents[1]
     monkeypatch.chdir(tmp_path)
-    main(["--quick"])  # the default output folder, relative to where it runs
-    out_dir = tmp_path / "runs" / "demo"
+    main(["molecules", "--quick"])  # the default output folder, relative to where it runs
+    out_dir = tmp_path / "runs" / "demo-molecules"
     out = capsys.readouterr().out
     summary = json.loads((out_dir / "summary.json").read_text())
     assert [m["method"] for m in summary["methods"]] == ["finetune", "regularizer", "constrained"]
@@ -137,8 +139,67 @@ def test_demo_story_quick_writes_outside_the_tracked_files(tmp_path, capsys, mon
     assert all({"rmse", "moved_rmse"} <= set(m["metrics"]) for m in summary["methods"]) and "| RMSE moved |" in out
     assert (out_dir / "equivariance_error.png").is_file() and (out_dir / "error_vs_angle.png").is_file()
     assert out.count("\n|") == 2 + len(summary["methods"])  # header, rule, one row per method
-    ignored = subprocess.run(["git", "check-ignore", "-q", "runs/demo/summary.json"], cwd=repo)
+    ignored = subprocess.run(["git", "check-ignore", "-q", "runs/demo-molecules/summary.json"], cwd=repo)
     assert ignored.returncode == 0  # in the repository, git ignores what the demo writes
+
+
+@pytest.mark.skipif(importlib.util.find_spec("sevenn") is None, reason="optional extra sevennet")
+def test_potential_demo_quick_tells_the_whole_story(tmp_path, capsys, monkeypatch):
+    from geoadapt.demo import main
+
+    monkeypatch.chdir(tmp_path)
+    main(["--quick"])  # make demo's story, small
+    out = capsys.readouterr().out
+    summary = json.loads((tmp_path / "runs" / "demo" / "summary.json").read_text())
+    assert summary["symmetry_float64"]["SE3"] < 1e-12 < 1e-6 < summary["symmetry_float64"]["O3"]
+    zero, lora = (r["metrics"] for r in summary["rows"])
+    assert zero["forgetting_force_mae"] < 1e-3 < lora["forgetting_force_mae"]  # the source against its own labels
+    assert all(_finite(r["metrics"]) for r in summary["rows"]) and 0 < summary["rows"][1]["trainable_share"] < 0.03
+    assert summary["md"]["drift_ev_per_atom"] < 1e-4 and summary["steps"] >= 1
+    assert [line[:2] for line in out.splitlines() if line[:1].isdigit()] == ["1.", "2.", "3.", "4.", "5."]
+    assert out.count("\n|") == 2 + 2  # header, rule, the zero-shot row and the adapted one
+
+
+@pytest.mark.skipif(importlib.util.find_spec("sevenn") is None, reason="optional extra sevennet")
+def test_potential_adaptation_quick_run(tmp_path, capsys):
+    payload = _load("potential_adaptation").main(["--quick", "--out", str(tmp_path)])
+    saved = json.loads((tmp_path / "potential_adaptation.json").read_text())
+    assert saved["rows"] == payload["rows"] and saved["machine"]["cores"] >= 1
+    methods = ["zero_shot", "finetune", "freeze", "lora", "lora_replay", "finetune_replay", "parity"]
+    assert [r["method"] for r in payload["rows"]] == methods and all(_finite(r) for r in payload["rows"])
+    rows = {r["method"]: r for r in payload["rows"]}
+    assert rows["zero_shot"]["forgetting_force_mae"] < 1e-3 < rows["finetune"]["forgetting_force_mae"]
+    assert rows["parity"]["o3_error"] < 1e-4 < rows["zero_shot"]["o3_error"]  # mirror symmetry restored
+    assert 0 < rows["lora"]["trainable_share"] <= 0.03 and rows["finetune"]["trainable_share"] == 1.0
+    assert all(rows[m]["cpu_s_per_step"] > 0 for m in methods[1:]) and set(payload["checks"]) == {
+        "lora_within_10pct_of_finetune_force_mae_with_at_most_3pct_weights",
+        "lora_replay_cuts_forgetting_3x_at_most_10pct_extra_target_error",
+        "finetune_replay_cuts_forgetting_3x_at_most_10pct_extra_target_error",
+    }
+    assert (tmp_path / "potential_adaptation.md").read_text().count("\n|") >= 8
+    absent, present = _potential_page(tmp_path / "results"), _potential_page(tmp_path / "results", tmp_path)
+    assert "`results/potential_adaptation.json` is absent" in absent
+    assert "is absent" not in present and "## Targets" in present and present.count("\n| LoRA") >= 2
+
+
+def _potential_page(results: Path, run: Path | None = None) -> str:
+    """The SevenNet-0 on EMT page rendered from a copy of the repository's results, with ``run``'s JSON or none."""
+    import shutil
+    import sys
+
+    docs = Path(__file__).resolve().parents[1] / "docs"
+    sys.path.insert(0, str(docs))
+    import gen_results
+
+    shutil.rmtree(results, ignore_errors=True)  # a folder of this test's tmp_path
+    shutil.copytree(docs.parent / "results", results)
+    (results / "potential_adaptation.json").unlink(missing_ok=True)
+    if run is not None:
+        shutil.copy(run / "potential_adaptation.json", results)
+    try:
+        return gen_results.render(results)["results/potential-adaptation.md"]
+    finally:
+        gen_results.render()  # the repository's results again, for pages rendered after this test
 
 
 @pytest.mark.skipif(importlib.util.find_spec("sevenn") is None, reason="optional extra sevennet")

@@ -35,15 +35,20 @@ def run(config: dict[str, Any]) -> None:
     """Adapt, train and write the run folder ``out``; the last line says the headline metric and equivariance."""
     from geoadapt.cli.data import task_and_card, training_loaders
     from geoadapt.cli.models import check_model_reads, model_from_config, model_label, strategy_from_config
+    from geoadapt.cli.potential_data import check_structure_task, structure_loaders
     from geoadapt.cli.runs import resume_note
     from geoadapt.groups import group_from_name
     from geoadapt.regularizers.from_config import regularizers_from_config
     from geoadapt.runs import finish_run, run_folder
     from geoadapt.train.from_config import trainer_from_config
 
+    check_structure_task(config)
     model = model_from_config(config)
     task, card = task_and_card(config)
     task.bind(model, model.spec)  # a task that cannot train this model fails here, before the run folder
+    # Labelled structures are read and checked in full, the energy reference set and replay labelled, before the
+    # run folder exists.
+    loaders = structure_loaders(config, model, task) if task.data_kind == "structures" else None
     groups = [group_from_name(g) for g in config["groups"]]
     regularizers = regularizers_from_config(config, task.view_spec(model.spec))
     strategy = strategy_from_config(config, model, groups[0])
@@ -51,7 +56,7 @@ def run(config: dict[str, Any]) -> None:
         print(note)
     resume_note(config)
     with run_folder(config["out"], config["overwrite"], config["resume"], config) as folder:
-        train, val, dropped = training_loaders(config, card, task)
+        train, val, dropped = (*loaders, None) if loaders else training_loaders(config, card)
         check_model_reads(model, val, f"{model_label(config, model)} on data {config['data']}", "", task)
         settings = {**config, "task_options": {}}  # the task is built with them
         trainer = trainer_from_config(model, settings, task, regularizers, strategy, groups=groups, run_dir=folder)

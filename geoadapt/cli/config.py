@@ -71,6 +71,9 @@ def _validate(config: dict[str, Any]) -> None:
             raise ConfigError(f"task: expected one of {list(task_names())}, got {config['task']!r}")
     if "task_options" in config and not isinstance(config["task_options"], dict):
         raise ConfigError(f"task_options: expected a mapping of option names to values, got {config['task_options']!r}")
+    from geoadapt.cli.potential_data import check_keys
+
+    check_keys(config)
     if isinstance(config.get("target_columns"), str):
         config["target_columns"] = [config["target_columns"]]
     if "device" in config:

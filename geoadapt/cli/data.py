@@ -11,7 +11,10 @@ from geoadapt.cli.keys import CSV_KEYS
 from geoadapt.errors import ConfigError
 
 POTENTIAL_EVAL_BATCH_SIZE = 64  # validation of potentials: the forces take a backward pass per batch
-POTENTIAL_DATA = "md17_<molecule> (a dataset card) or mmff_<set> (MMFF94-labelled rdkit conformers, e.g. mmff_nci)"
+POTENTIAL_DATA = (
+    "md17_<molecule> (a dataset card) or mmff_<set> (MMFF94-labelled rdkit conformers, e.g. mmff_nci) or a file of "
+    "structures (.extxyz)"
+)
 
 
 def dataset_card(config: dict[str, Any], model_task: str | None = None) -> dict[str, Any]:
@@ -77,18 +80,12 @@ def training_splits(card: dict[str, Any], config: dict[str, Any]) -> tuple[Any, 
     return train, val, dropped
 
 
-def training_loaders(config: dict[str, Any], card: dict[str, Any], task: Any) -> tuple[Any, Any, dict[str, Any] | None]:
-    """Train and validation loaders of ``adapt`` (a task that reads labelled structures: :func:`potential_split` of
-    them) and the counts of rows dropped when loading."""
-    from torch_geometric.loader import DataLoader
-
+def training_loaders(config: dict[str, Any], card: dict[str, Any]) -> tuple[Any, Any, dict[str, Any] | None]:
+    """Train and validation loaders of ``adapt`` for a dataset card, and the counts of rows dropped when
+    loading (a task that reads labelled structures: :func:`geoadapt.cli.potential_data.structure_loaders`)."""
     from geoadapt import defaults
     from geoadapt.train.pretrain import loader_for
 
-    if task.data_kind == "structures":
-        train, val = potential_split(potential_dataset(config), config["seed"])
-        # Loaders over the datasets themselves: the task's set-up reads their isolated-atom energies (e0s).
-        return DataLoader(train, config["batch_size"], shuffle=True), DataLoader(val, POTENTIAL_EVAL_BATCH_SIZE), None
     train, val, dropped = training_splits(card, config)
     return loader_for(train, config["batch_size"], True), loader_for(val, defaults.EVAL_BATCH_SIZE, False), dropped
 

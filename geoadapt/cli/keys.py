@@ -46,6 +46,50 @@ def _csv_keys() -> list[Key]:
     ]
 
 
+def _label_keys() -> list[Key]:
+    """Where the labels of a file of structures are (``data=<file.extxyz>``)."""
+    return [
+        Key("energy_key", "REF_energy", "files of structures: the `atoms.info` key of the energies (eV)"),
+        Key("forces_key", "REF_forces", "files of structures: the `atoms.arrays` key of the forces (eV/Å)"),
+        Key("stress_key", "REF_stress", "files of structures: the `atoms.info` key of the stresses (eV/Å³, Voigt-6)"),
+        Key(
+            "keys",
+            None,
+            "`calculator`: read the labels from the frames' calculator results instead (where ASE puts plain "
+            "`energy`/`forces`/`stress` columns; often a model's predictions, not reference labels)",
+        ),
+        Key(
+            "stress",
+            None,
+            "files of structures: read stresses (`true`), leave them out (`false`); unset: when all have one",
+        ),
+    ]
+
+
+def _potential_adapt_keys() -> list[Key]:
+    """The keys of ``adapt task=potential``: validation, energy reference, replay (the loss weights are
+    ``task_options``)."""
+    return [
+        Key("val_data", None, "`task=potential`: a file of structures to validate on (else `val_fraction` of `data`)"),
+        Key("val_fraction", 0.2, "`task=potential`: share of `data` held out for validation when `val_data` is unset"),
+        *_label_keys(),
+        Key(
+            "e0s",
+            "auto",
+            "`task=potential`: the per-element energy reference: `isolated` (IsolatedAtom frames), `refit` (least "
+            "squares on the training data), `keep`; `auto`: `isolated` when the files give every element's, "
+            "else `refit`",
+        ),
+        Key("replay_ratio", 0.0, "`task=potential`: share of replay structures in every training step (0: no replay)"),
+        Key(
+            "replay_structures",
+            64,
+            "replay: source-like crystals built without the data's elements, labelled by the model before adapting",
+        ),
+        Key("replay_data", None, "replay: a file of your own source-like structures instead (labels ignored)"),
+    ]
+
+
 DATA_HELP = "a dataset card name (see `geoadapt datasets`) or a CSV file of molecules"
 CHECKPOINT_HELP = "a checkpoint file (`run/model.pt`); give this or `model`"
 LIMIT_HELP = "molecule sets only: use the first N molecules"
@@ -70,9 +114,14 @@ PRETRAIN_KEYS = [
 ADAPT_KEYS = [
     Key("checkpoint", None, CHECKPOINT_HELP),
     Key("model", None, "a registered model by name, e.g. `sevennet_0` (pretrained) or an architecture (seeded init)"),
-    Key("data", REQUIRED, DATA_HELP + "; with `task=potential`: `md17_<molecule>` or `mmff_<set>`"),
+    Key(
+        "data",
+        REQUIRED,
+        DATA_HELP + "; with `task=potential`: a file of structures (`.extxyz`, any format ASE reads), "
+        "`md17_<molecule>` or `mmff_<set>`",
+    ),
     Key("out", REQUIRED, "the run folder to write"),
-    Key("limit", None, LIMIT_HELP + " (`mmff_<set>`: 40 unless set)"),
+    Key("limit", None, LIMIT_HELP + " (`mmff_<set>`: 40 unless set); files of structures: the first N"),
     Key(
         "strategy", "finetune", "the adaptation strategy: `finetune`, `linear_probe`, `freeze`, `lora`, `augment`, ..."
     ),
@@ -108,19 +157,33 @@ ADAPT_KEYS = [
         "options of the task, e.g. `{force_weight: 10, stress_weight: 1}` for `task=potential` "
         "(`energy_weight`, `force_weight`, `stress_weight`, `refit_shift`) or `{keep_normalization: true}`",
     ),
+    *_potential_adapt_keys(),
     Key("trust_code", False, TRUST_HELP),
     *_run_keys(),
 ]
 EVALUATE_KEYS = [
     Key("checkpoint", None, CHECKPOINT_HELP + " (also `--checkpoint`)"),
     Key("model", None, "a registered pretrained model by name, e.g. `sevennet_0` (also `--model`)"),
-    Key("data", REQUIRED, DATA_HELP + " (also `--data`)"),
+    Key("data", REQUIRED, DATA_HELP + ", or a file of structures (`.extxyz`: all of it is measured) (also `--data`)"),
     Key("groups", "so3,perm", "groups to measure, comma separated or a list (also `--groups`)"),
     Key("split", "test", "the split to measure on: `train`, `val` or `test`"),
-    Key("limit", None, LIMIT_HELP),
+    Key("limit", None, LIMIT_HELP + "; files of structures: the first N"),
     Key("samples", 8, "group samples per input"),
     *_csv_keys(),
-    Key("task", None, "with `data=<file.csv>`: `regression` or `classification` (default: the checkpoint's task)"),
+    Key(
+        "task",
+        None,
+        "with `data=<file.csv>`: `regression` or `classification` (default: the checkpoint's task; files of "
+        "structures: `potential`)",
+    ),
+    *_label_keys(),
+    Key(
+        "source",
+        None,
+        "files of structures: the source model (`sevennet_0`, or a checkpoint) to measure forgetting against, on "
+        "crystals without the data's elements that it labels",
+    ),
+    Key("forgetting_structures", 32, "with `source`: how many source-like crystals to build and label"),
     Key("json", False, "print the card as JSON (also `--json`)"),
     Key("device", "auto", "`auto`, `cpu`, `cuda` or `cuda:N`"),
     Key("trust_code", False, TRUST_HELP),
@@ -188,7 +251,17 @@ HELP = {
     "convert-checkpoint": "rewrite a checkpoint of an earlier format that pickled Python objects as plain data; "
     "this unpickles (runs) the file: only for a file you trust, with trust_code=true",
 }
-WHOLE_NUMBERS = ("epochs", "batch_size", "limit", "samples", "patience", "chunk_size", "workers")  # each >= 1 when set
+WHOLE_NUMBERS = (  # each >= 1 when set
+    "epochs",
+    "batch_size",
+    "limit",
+    "samples",
+    "patience",
+    "chunk_size",
+    "workers",
+    "replay_structures",
+    "forgetting_structures",
+)
 CSV_KEYS = ("smiles_column", "target_columns", "task")  # only with data=<file.csv>
 
 

@@ -14,13 +14,22 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from torch import Tensor, nn
+from torch_geometric.data import Data
 
 from geoadapt.models.energy_shift import ShiftRefit, refit_energy_shift, set_isolated_atom_energies
 from geoadapt.models.potential import EnergyShift
 from geoadapt.spec import Spec
 from geoadapt.structure import AnyData
 from geoadapt.tasks.base import Pair, Task
-from geoadapt.tasks.potential_terms import MEV, PotentialLoss, PotentialView, force_spec, graphs_of, potential_metrics
+from geoadapt.tasks.potential_terms import (
+    MEV,
+    PotentialLoss,
+    PotentialView,
+    force_spec,
+    forgetting_metrics,
+    graphs_of,
+    potential_metrics,
+)
 from geoadapt.tasks.registry import register_task
 
 log = logging.getLogger("geoadapt")
@@ -41,6 +50,10 @@ class Potential(Task):
             them (``e0s``), else by least squares on the training energies. ``None``: when the model has one.
         e0s: isolated-atom energies (atomic number -> eV); default: the ``e0s`` of the training loader's dataset
             (a :class:`~geoadapt.data.potentials.PotentialDataset`, e.g. from :func:`geoadapt.io.read`) when any.
+        forgetting: graphs labelled by the source model before adaptation (:func:`geoadapt.train.replay.pseudolabel`
+            of structures like its pretraining data); the metrics then hold ``forgetting_energy_mae``,
+            ``forgetting_force_mae`` and the rest (:func:`~geoadapt.tasks.potential_terms.forgetting_metrics`):
+            how far the model moved on what it knew, next to the target errors every epoch.
     """
 
     name = "potential"
@@ -57,11 +70,13 @@ class Potential(Task):
         stress_weight: float = 1.0,
         refit_shift: bool | None = None,
         e0s: Mapping[int, float] | None = None,
+        forgetting: Sequence[Data] | None = None,
     ) -> None:
         super().__init__()
         self.weights = PotentialLoss(float(energy_weight), float(force_weight), float(stress_weight))
         self.refit_shift = refit_shift
         self.e0s = {int(z): float(e) for z, e in (e0s or {}).items()}
+        self.forgetting = list(forgetting or [])
         self.shift_refit: ShiftRefit | None = None  # the least-squares refit, when one ran
         self.shift_change: dict[int, float] | None = None  # eV added to each element's shift, when set
 
@@ -90,8 +105,12 @@ class Potential(Task):
         return self.weights(energy, out, inputs, stress)
 
     def metrics(self, predictor: nn.Module, batches: Sequence[Pair]) -> dict[str, float]:
-        """Energy, force (and stress) errors of the energy model ``predictor``."""
-        return potential_metrics(predictor, [inputs for inputs, _ in batches])
+        """Energy, force (and stress) errors of the energy model ``predictor``; with ``forgetting``, the same errors
+        against the source model's labels, prefixed ``forgetting_``."""
+        metrics = potential_metrics(predictor, [inputs for inputs, _ in batches])
+        if self.forgetting:
+            metrics.update(forgetting_metrics(predictor, self.forgetting))
+        return metrics
 
     def prediction_metrics(self, outputs: Tensor, targets: Tensor) -> dict[str, float]:
         """Errors of energies ``(n, 1)`` against reference energies ``(n, 1)``, in eV: ``energy_mae_total`` and

@@ -7,12 +7,13 @@ stress come from :func:`geoadapt.models.potential.potential` (the model's own ``
 Loss: ``energy_weight * mean((ΔE / n_atoms)^2) + force_weight * mean(ΔF^2) + stress_weight * mean(Δσ^2)`` (eV/atom,
 eV/Å and eV/Å³, per component; the stress term when the batch carries ``stress``). Metrics: ``energy_mae`` in
 meV/atom, ``energy_mae_total`` in eV, ``force_rmse`` and ``force_mae`` in eV/Å and, with stresses, ``stress_mae``
-and ``stress_rmse`` in meV/Å³ (1 meV/Å³ = 0.1602 GPa).
+and ``stress_rmse`` in meV/Å³ (1 meV/Å³ = 0.1602 GPa); the same with the prefix ``forgetting_`` against a source
+model's own labels (:func:`forgetting_metrics`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -162,3 +163,35 @@ def graphs_of(loader: Iterable) -> list[Data]:
     for batch in loader:
         graphs.extend(batch.to_data_list() if isinstance(batch, Batch) else [batch])
     return graphs
+
+
+def labelled_batches(model: nn.Module, graphs: Sequence[Data], batch_size: int = 16) -> list[Batch]:
+    """``graphs`` with labels (``energy``, ``force``, optionally ``stress``) in batches of ``batch_size``, cast to
+    ``model``'s dtype and moved to its device; stresses are kept only when every graph has one.
+
+    Raises ``ValueError`` for no graphs or a graph without energy or forces, naming the graph."""
+    from geoadapt.models.potential import model_dtype
+    from geoadapt.structure import to_dtype
+
+    if not graphs:
+        raise ValueError("graphs: expected at least one labelled graph, got none")
+    for i, graph in enumerate(graphs):
+        for key in ("energy", "force"):
+            if graph.get(key) is None:
+                raise ValueError(f"graphs[{i}]: expected labels 'energy' and 'force', got no {key!r}")
+    if not all(g.get("stress") is not None for g in graphs):
+        graphs = [g.clone() for g in graphs]
+        for g in graphs:
+            g.stress = None  # a batch mixes graphs with and without stress only without it
+    dtype = model_dtype(model)
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    chunks = [list(graphs[i : i + batch_size]) for i in range(0, len(graphs), batch_size)]
+    return [to_dtype(Batch.from_data_list(chunk), dtype).to(device) for chunk in chunks]
+
+
+def forgetting_metrics(model: nn.Module, pseudolabelled: Sequence[Data]) -> dict[str, float]:
+    """:func:`potential_metrics` of ``model`` against labels the source model gave ``pseudolabelled`` before
+    adaptation (:func:`geoadapt.train.replay.pseudolabel`), each key prefixed ``forgetting_``: how far the model
+    moved on what it knew, in the units of the target metrics beside them (the source model scores 0)."""
+    metrics = potential_metrics(model, labelled_batches(model, pseudolabelled))
+    return {f"forgetting_{key}": value for key, value in metrics.items()}

@@ -1,13 +1,14 @@
-"""`make demo`: an equivariance report of three models under several groups, on real molecules.
+"""The molecular demo (``python -m geoadapt.demo molecules``): a coordinate-naive GNN pretrained on NCI molecules with
+rotation augmentation, adapted to ChEMBL activity three ways (fine-tuning, the regularizer, the constraint) and
+compared; ``--report``: an equivariance report of three untrained models under several groups, on real molecules.
 
-Molecules: the first ``--molecules`` SMILES of rdkit's own ``Data/NCI/first_5K.smi``, with ETKDG + MMFF
+Molecules of the report: the first ``--molecules`` SMILES of rdkit's own ``Data/NCI/first_5K.smi``, with ETKDG + MMFF
 conformers. Models (untrained, so the report shows what the architecture guarantees): an e3nn
 tensor-product network (scalar + vector outputs), a PyG GIN and a coordinate-naive GNN.
 """
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
@@ -189,16 +190,8 @@ def _plot_methods(results: list, test_loader, out_dir: Path) -> None:
     save_figures(out_dir, figures)
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Run the demo: the adaptation story (default) or the equivariance report of untrained models."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--report", action="store_true", help="only the equivariance report of untrained models")
-    parser.add_argument("--molecules", type=int, default=64, help="molecules in the report")
-    parser.add_argument("--samples", type=int, default=8, help="group samples per molecule in the report")
-    parser.add_argument("--quick", action="store_true", help="a tiny adaptation story (for tests)")
-    # runs/ is not tracked: the demo never rewrites files of the repository.
-    parser.add_argument("--out", type=Path, default=Path("runs/demo"))
-    args = parser.parse_args(argv)
+def run(args) -> None:
+    """The molecular story (``args.report``: the report of untrained models), printed; files in ``args.out``."""
     if args.report:
         print(equivariance_table(args.molecules, args.samples))
         return
@@ -207,7 +200,3 @@ def main(argv: list[str] | None = None) -> None:
     else:
         print(adaptation_story(args.out))
     print(f"\nwrote {args.out}/summary.json and plots")
-
-
-if __name__ == "__main__":
-    main()

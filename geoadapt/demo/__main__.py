@@ -1,0 +1,5 @@
+"""``python -m geoadapt.demo``."""
+
+from geoadapt.demo import main
+
+main()
