@@ -60,7 +60,8 @@ class Calculator(AseCalculator):
     def calculate(
         self, atoms: Atoms | None = None, properties: list[str] | None = None, system_changes: list[str] = all_changes
     ) -> None:
-        """Fill ``self.results`` for ``atoms`` (energy, free energy, forces; stress when periodic in 3D)."""
+        """Fill ``self.results`` for ``atoms``: energy, free energy and forces, and the stress when it is asked for
+        (periodic in 3D); dynamics that need only forces do not pay for the strain derivative."""
         super().calculate(atoms, properties, system_changes)
         properties = properties or ["energy"]
         periodic = bool(self.atoms.pbc.all())
@@ -69,15 +70,16 @@ class Calculator(AseCalculator):
                 f"stress: expected a system periodic in 3D (pbc all True), got pbc {self.atoms.pbc.tolist()}"
             )
         data = atoms_to_data(self.atoms, self.dtype).to(self.device)
+        want_stress = "stress" in properties
         with torch.no_grad():
-            out = potential(self.model, data, stress=periodic)
+            out = potential(self.model, data, stress=want_stress)
         energy = float(out.energy.reshape(()))
         self.results = {
             "energy": energy,
             "free_energy": energy,
             "forces": out.forces.detach().cpu().to(torch.float64).numpy().reshape(-1, 3),
         }
-        if periodic:
+        if want_stress:
             stress = out.stress.detach().cpu().to(torch.float64).numpy().reshape(3, 3)
             self.results["stress"] = full_3x3_to_voigt_6_stress(stress)
 

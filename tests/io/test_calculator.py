@@ -94,6 +94,19 @@ def test_any_energy_model_matches_ase_lennard_jones():
         np.testing.assert_allclose(atoms.get_stress(), reference.get_stress(), atol=1e-12)
 
 
+def test_the_stress_is_computed_only_when_asked_for():
+    # Dynamics ask for forces only: the strain derivative is left out, and a later get_stress computes it.
+    with default_dtype(torch.float64):
+        model = LennardJones(epsilon=0.4, sigma=2.3, rc=5.0)
+    atoms, reference = alloy(), alloy()
+    reference.calc = AseLennardJones(epsilon=0.4, sigma=2.3, rc=5.0)
+    atoms.calc = Calculator(model, device="cpu")
+    atoms.get_forces()
+    assert "stress" not in atoms.calc.results and "energy" in atoms.calc.results
+    np.testing.assert_allclose(atoms.get_stress(), reference.get_stress(), atol=1e-12)
+    np.testing.assert_allclose(atoms.get_forces(), reference.get_forces(), atol=1e-12)
+
+
 def test_molecules_have_no_stress():
     with default_dtype(torch.float64):
         model = LennardJones()
