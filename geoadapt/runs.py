@@ -129,6 +129,21 @@ def _publish(partial: Path, final: Path, overwrite: bool) -> None:
     (final / "last.pt").unlink(missing_ok=True)  # the resumable state is not needed once the run is published
 
 
+def check_out(path: str | os.PathLike, overwrite: bool) -> None:
+    """:class:`RunFolderError` (one line) unless ``path`` can become a run folder: new, or (``overwrite``) one
+    geoadapt made. Commands call it before any work; :func:`run_folder` again under its lock."""
+    final = Path(os.path.abspath(path))
+    if final.exists() and not final.is_dir():
+        raise RunFolderError(f"out: expected a run folder, got the existing file {final}")
+    if final.exists() and not overwrite:
+        raise RunFolderError(f"out: expected a new run folder, got existing {final} (pass overwrite=true)")
+    if final.exists() and not made_by_geoadapt(final):
+        raise RunFolderError(
+            f"out: {final} was not made by geoadapt (it holds no {MARKER} file); refusing to delete it "
+            "with overwrite=true: choose another out"
+        )
+
+
 @contextmanager
 def run_folder(
     path: str | os.PathLike, overwrite: bool = False, resume: bool = False, config: dict[str, Any] | None = None
@@ -149,15 +164,7 @@ def run_folder(
     final = Path(os.path.abspath(path))
     partial = partial_folder(final)
     with _exclusive(final):
-        if final.exists() and not final.is_dir():
-            raise RunFolderError(f"out: expected a run folder, got the existing file {final}")
-        if final.exists() and not overwrite:
-            raise RunFolderError(f"out: expected a new run folder, got existing {final} (pass overwrite=true)")
-        if final.exists() and not made_by_geoadapt(final):
-            raise RunFolderError(
-                f"out: {final} was not made by geoadapt (it holds no {MARKER} file); refusing to delete it "
-                "with overwrite=true: choose another out"
-            )
+        check_out(final, overwrite)
         _prepare_partial(partial, overwrite, resume, config)
         try:
             yield partial

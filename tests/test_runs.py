@@ -196,3 +196,16 @@ def test_kill_9_then_resume_ends_as_an_uninterrupted_run(checkpoint, tmp_path, c
     assert resumed["epochs"] == 6 and any(k.endswith("/multiplier") for k in resumed)
     assert resumed == uninterrupted
     assert not (tmp_path / "killed.partial").exists() and not (tmp_path / "killed.lock").exists()
+
+
+def test_an_existing_out_is_refused_before_any_work(checkpoint, tmp_path, capsys):
+    existing = tmp_path / "taken"
+    existing.mkdir()
+    for argv in (
+        [*adapt_args(checkpoint, str(existing), epochs=1)],
+        ["pretrain", "model=naive_gnn", "data=rdkit_chembl2321810", f"out={existing}", "limit=30", "epochs=1"],
+    ):
+        assert main(argv) == 2
+        captured = capsys.readouterr()
+        assert captured.out == "" and f"out: expected a new run folder, got existing {existing}" in captured.err
+        assert list(existing.iterdir()) == [] and not list(tmp_path.glob("*.partial"))

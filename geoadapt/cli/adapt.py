@@ -39,9 +39,11 @@ def run(config: dict[str, Any]) -> None:
     from geoadapt.cli.runs import resume_note
     from geoadapt.groups import group_from_name
     from geoadapt.regularizers.from_config import regularizers_from_config
-    from geoadapt.runs import finish_run, run_folder
+    from geoadapt.runs import check_out, finish_run, run_folder
     from geoadapt.train.from_config import trainer_from_config
 
+    if not config["resume"]:
+        check_out(config["out"], config["overwrite"])  # before any work
     check_structure_task(config)
     model = model_from_config(config)
     task, card = task_and_card(config)

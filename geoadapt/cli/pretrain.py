@@ -36,8 +36,10 @@ def run(config: dict[str, Any]) -> None:
     from geoadapt.cli.data import dataset_card
     from geoadapt.cli.runs import resume_note
     from geoadapt.groups import group_from_name
-    from geoadapt.runs import run_folder
+    from geoadapt.runs import check_out, run_folder
 
+    if not config["resume"]:
+        check_out(config["out"], config["overwrite"])  # before any work
     card = dataset_card(config)
     if config["augment"]:
         group_from_name(config["augment"])  # a bad group name fails before the run folder is made

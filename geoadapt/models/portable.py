@@ -24,10 +24,12 @@ core ATen before building anything.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import io
 import logging
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -76,6 +78,24 @@ def _batch(example: Any) -> tuple[Any, list[str], tuple]:
     return batch, fields, dims
 
 
+@contextlib.contextmanager
+def _quiet_torch() -> Iterator[None]:
+    """torch's loggers at ERROR and its standard error kept while capturing: a forward that cannot be captured makes
+    torch.export log shape notes and print the partial graph; the checkpoint records why in one line instead
+    (``portable["error"]``)."""
+    names = [n for n in logging.root.manager.loggerDict if n == "torch" or n.startswith("torch.")]
+    loggers = [logging.getLogger(n) for n in names]  # torch sets levels on its child loggers: each one, not the root
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+
+
 def _capture(model: nn.Module, example: Any) -> dict[str, Any]:
     """The graph record of ``model`` captured on ``example`` and checked against it on two batch sizes."""
     batch, fields, dims = _batch(example)
@@ -83,7 +103,7 @@ def _capture(model: nn.Module, example: Any) -> dict[str, Any]:
     was_training = model.training
     model.eval()
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _quiet_torch():
             warnings.simplefilter("ignore", FutureWarning)  # torch.export's own deprecation notices, not the user's
             wrapper = _TensorInputs(model, fields)
             program = torch.export.export(wrapper, inputs, dynamic_shapes=(dims,), strict=False).run_decompositions()
@@ -161,11 +181,15 @@ def in_place_of_class(
         if trust_code:  # the class was allowed but cannot be imported: rebuilding it says why
             return payload
         why = form.get("error", "the checkpoint holds no graph form (written before geoadapt stored one)")
+        if str(path).startswith("__main__:"):  # a class of a script: no import finds it, whatever the trust
+            how = "register the class in the script that loads it (geoadapt.models.register_class), or pass "
+            how += "load(path, builder=...); the command line cannot rebuild it"
+        else:
+            how = "allow it for a file you trust with load(path, trust_code=True) (CLI: trust_code=true), register "
+            how += "the class (geoadapt.models.register_class), or pass load(path, builder=...)"
         raise ValueError(
             f"model class: the checkpoint asks to import and call {path!r} to rebuild the model, which runs code "
-            f"from outside geoadapt, and has no graph form to rebuild it from instead: {why}; allow it for a file "
-            "you trust with load(path, trust_code=True) (CLI: trust_code=true), register the class "
-            "(geoadapt.models.register_class), or pass load(path, builder=...)"
+            f"from outside geoadapt, and has no graph form to rebuild it from instead: {why}; {how}"
         )
     log.info("checkpoint: %s is not registered here; rebuilt from its graph form (ATen operators)", path)
     config = {"graph": form["graph"]}

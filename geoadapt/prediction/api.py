@@ -188,10 +188,15 @@ def predict_to_csv(
     start = writer.begin()
     meter = Progress(settings.progress, unit=UNITS[source.kind])
     meter.start_at(start)
-    for rows, part in _chunks(target, source, settings, start):
-        writer.append(part, rows)
-        meter.update(rows, len(part), len(part.failed))
-    meter.close()
+    try:
+        for rows, part in _chunks(target, source, settings, start):
+            writer.append(part, rows)
+            meter.update(rows, len(part), len(part.failed))
+    except BaseException:
+        writer.abandon()  # an input refused before its first chunk leaves no files behind
+        raise
+    finally:
+        meter.close()
     counts = writer.finish()
     written = {name: str(path) for name, path in files.named().items() if path.is_file()}
     return {

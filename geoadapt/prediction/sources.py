@@ -243,7 +243,13 @@ def _open(
     if isinstance(data, (str, dict)):
         from geoadapt.data import read_card
 
-        return card_source(read_card(data) if isinstance(data, str) else data, split, limit)
+        if isinstance(data, str):
+            try:
+                card = read_card(data)
+            except ValueError as err:  # a lone SMILES string reads as a card name: say how to pass molecules
+                raise ValueError(f"{err} (molecules: pass a list of SMILES, e.g. [{data!r}])") from None
+            return card_source(card, split, limit)
+        return card_source(data, split, limit)
     if split is not None:
         raise ValueError(f"split: only used with a dataset card, got split={split!r}")
     if isinstance(data, (list, tuple)) and data and all(isinstance(s, str) for s in data):

@@ -37,6 +37,9 @@ class OutputFiles:
         out = Path(out)
         if out.suffix.lower() != ".csv":
             raise ValueError(f"out: expected a .csv file to write the predictions to, got {str(out)!r}")
+        for key, path in (("out", out), ("forces", forces)):
+            if path is not None and not Path(path).parent.is_dir():
+                raise ValueError(f"{key}: expected a file in a folder that exists, got {str(path)!r}")
         return cls(out, out.with_name(f"{out.stem}.failed.csv"), Path(forces) if forces else None)
 
     def named(self) -> dict[str, Path]:
@@ -68,6 +71,7 @@ class StreamingCsv:
         self.files, self.settings, self.overwrite, self.resume = files, settings, overwrite, resume
         self.state_path = partial(files.predictions).with_suffix(".partial.json")
         self.state: dict[str, Any] = {}
+        self.fresh = False  # begun afresh, no chunk written yet: the files hold only what begin() put there
 
     def begin(self) -> int:
         """Check the paths, pick up an interrupted run when resuming; returns the input rows already done."""
@@ -84,7 +88,18 @@ class StreamingCsv:
         for name, path in self.files.named().items():
             self.state["sizes"][name] = self._append(partial(path), _lines([HEADERS[name]]) if name in HEADERS else b"")
         self._save_state()
+        self.fresh = True
         return 0
+
+    def abandon(self) -> None:
+        """After an error before the first chunk of a fresh run (the input could not be read): remove the files
+        :meth:`begin` created, so a refused input leaves nothing behind. A run that wrote rows keeps them."""
+        if not self.fresh:
+            return
+        for path in self.files.named().values():
+            partial(path).unlink(missing_ok=True)
+        self.state_path.unlink(missing_ok=True)
+        self.fresh = False
 
     def _read_state(self) -> dict[str, Any]:
         """The state file, checked: JSON (nothing in it runs) whose sizes fit the partial files it describes; one
@@ -138,6 +153,7 @@ class StreamingCsv:
 
     def append(self, predictions: Predictions, rows: int) -> None:
         """Write one chunk's predictions (and failed rows, forces); ``rows``: input rows read in all after it."""
+        self.fresh = False
         columns = predictions.columns()
         header = list(columns)
         data = b""

@@ -57,7 +57,8 @@ def source_splits(
     for split, part in zip(splits, parts):
         if len(part) == 0:
             shown = label or card["name"]
-            raise ConfigError(f"data {shown}: expected rows in the {split} split, got none (too few rows)")
+            hint = "; split=train measures the training rows" if split != "train" else ""
+            raise ConfigError(f"data {shown}: expected rows in the {split} split, got none (too few rows{hint})")
     return parts
 
 

@@ -112,3 +112,17 @@ def test_only_files_predict_wrote_are_replaced(regressor, tmp_path, capsys):
     assert (tmp_path / "mine.csv").read_text() == "a,b\n1,2\n"
     with pytest.raises(ValueError, match="out: expected a .csv file"):
         predict_to_csv(regressor.model, path, tmp_path / "p.txt")
+
+
+def test_a_refused_input_leaves_no_files_behind(regressor, tmp_path, capsys):
+    (tmp_path / "nosmiles.csv").write_text("name,value\na,1\n")
+    (tmp_path / "empty.csv").write_text("")
+    for data in ("nosmiles.csv", "empty.csv", "missing.csv"):
+        argv = ["predict", f"checkpoint={regressor.path}", f"data={tmp_path / data}", f"out={tmp_path / 'p.csv'}"]
+        assert main([*argv, "workers=1", "progress=false"]) == EXIT_BAD_INPUT
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "Traceback" not in err[0], err
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.csv", "nosmiles.csv"], data
+    argv = ["predict", f"checkpoint={regressor.path}", f"data={tmp_path / 'empty.csv'}", "out=no/such/folder/p.csv"]
+    assert main(argv) == EXIT_BAD_INPUT
+    assert "out: expected a file in a folder that exists, got 'no/such/folder/p.csv'" in capsys.readouterr().err
