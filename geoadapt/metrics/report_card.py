@@ -89,7 +89,7 @@ def card_text(card: dict[str, Any]) -> str:
     first = card["groups"][0]
     parts = [
         f"Equivariance report card: {card['arch']} from {card['checkpoint']} on {card['data']} "
-        f"({card['split']}, {card['graphs']} samples)\n"
+        f"({card['split']}, {card['graphs']} {'input' if card['graphs'] == 1 else 'inputs'} measured)\n"
     ]
     blocks = list(first["absolute"])
     header = ["group", "relative error", "max relative", "score"] + [f"abs error {b}" for b in blocks]

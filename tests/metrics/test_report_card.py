@@ -44,7 +44,7 @@ def test_classifiers_report_their_consistency_and_the_text_has_a_row_per_group(m
     assert all(0.0 <= row["consistency"] <= 1.0 for row in measured["groups"])
     text = card_text({**measured, **header()})
     lines = text.splitlines()
-    assert lines[0] == "Equivariance report card: naive_gnn from run/model.pt on esol (test, 5 samples)"
+    assert lines[0] == "Equivariance report card: naive_gnn from run/model.pt on esol (test, 5 inputs measured)"
     assert "| consistency |" in lines[2] and "Per layer" in text
     assert sum(line.startswith(("| SO3", "| Permutation()")) for line in lines) == 4  # outputs and layers tables
 
