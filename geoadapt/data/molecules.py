@@ -204,7 +204,9 @@ def build_molecules(
     return MoleculeDataset(name, graphs, task, list(target_names), failures, dropped=dropped, rows=len(smiles))
 
 
-def _number(text: str, column: str, row: int, path: Path) -> float:
+def csv_number(text: str, column: str, row: int, path: Path) -> float:
+    """A target cell of a CSV file as a number: NaN for an empty or missing-value cell (``MISSING``); one
+    ``ValueError`` naming the column, row and file for anything else that is not a number."""
     if text.strip().lower() in MISSING:
         return math.nan
     try:
@@ -241,7 +243,7 @@ def read_csv_columns(
             if limit is not None and row >= limit:
                 break
             smiles.append((values[smiles_column] or "").strip())
-            targets.append([_number(values[c] or "", c, row, path) for c in target_columns])
+            targets.append([csv_number(values[c] or "", c, row, path) for c in target_columns])
     if not smiles:
         raise ValueError(f"data {path}: expected rows of data after the header, got none (the file has no rows)")
     return smiles, targets

@@ -33,6 +33,7 @@ from geoadapt.io.labels import (
     read_forces,
     read_stress,
 )
+from geoadapt.models.potential import check_known_elements
 
 log = logging.getLogger("geoadapt")
 
@@ -63,9 +64,7 @@ def _check_frame(atoms: object, where: str, known: set[int] | None) -> Atoms:
     if not np.isfinite(atoms.positions).all() or not np.isfinite(atoms.cell.array).all():
         raise LabelError(f"{where} 'positions': expected finite positions and cell in Å, got non-finite values")
     if known is not None:
-        unknown = sorted({int(z) for z in atoms.numbers} - known)
-        if unknown:
-            raise LabelError(f"{where} 'numbers': expected elements known to the model {sorted(known)}, got {unknown}")
+        check_known_elements(known, atoms.numbers, f"{where} 'numbers'", error=LabelError)
     return atoms
 
 

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import Batch, Data
 
-from geoadapt.models.potential import EnergyShift, model_dtype
+from geoadapt.models.potential import EnergyShift, check_known_elements, model_dtype
 from geoadapt.structure import to_dtype
 
 
@@ -42,12 +42,6 @@ def _check_shift(model: nn.Module) -> None:
             f"model: expected a potential with a per-element energy shift (elements, energy_shift(), "
             f"add_energy_shift(change); see geoadapt.models.potential.EnergyShift), got {type(model).__name__}"
         )
-
-
-def _check_known(model: nn.Module, elements: Sequence[int], what: str) -> None:
-    unknown = sorted(set(elements) - {int(z) for z in model.elements})
-    if unknown:
-        raise ValueError(f"{what}: expected elements known to the model {sorted(model.elements)}, got {unknown}")
 
 
 def predict_energies(model: nn.Module, graphs: Sequence[Data], batch_size: int = 32) -> Tensor:
@@ -83,7 +77,7 @@ def refit_energy_shift(model: nn.Module, graphs: Sequence[Data], batch_size: int
     if target.numel() != len(graphs):
         raise ValueError(f"energy: expected one value per graph ({len(graphs)}), got {target.numel()}")
     present = sorted({int(v) for g in graphs for v in g.z})
-    _check_known(model, present, "graphs z")
+    check_known_elements(model.elements, present, "graphs z")
     column = {z: i for i, z in enumerate(present)}
     counts = torch.zeros(len(graphs), len(present), dtype=torch.float64)
     for m, g in enumerate(graphs):
@@ -120,7 +114,7 @@ def set_isolated_atom_energies(model: nn.Module, e0s: Mapping[int, float]) -> di
     -> eV, e.g. :attr:`geoadapt.io.AtomsDataset.e0s` from ``config_type=IsolatedAtom`` frames) has exactly that
     energy. Returns the change added to each element's shift (eV)."""
     _check_shift(model)
-    _check_known(model, [int(z) for z in e0s], "e0s")
+    check_known_elements(model.elements, e0s, "e0s")
     predicted = isolated_atom_energies(model, sorted(int(z) for z in e0s))
     change = {z: float(e0s[z]) - predicted[z] for z in predicted}
     model.add_energy_shift(change)

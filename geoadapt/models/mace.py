@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from geoadapt.models.neighbours import graph_neighbours
-from geoadapt.models.potential import model_dtype
+from geoadapt.models.potential import check_known_elements, model_dtype
 from geoadapt.spec import Spec
 from geoadapt.structure import GraphData, num_graphs
 
@@ -109,9 +109,7 @@ class MACEEnergy(nn.Module):
 
     def add_energy_shift(self, change: Mapping[int, float]) -> None:
         """Add ``change[z]`` eV to the E0 of each element named (a buffer: it does not train)."""
-        unknown = sorted(int(z) for z in change if int(z) not in self.elements)
-        if unknown:
-            raise ValueError(f"change: expected elements known to the model {self.elements}, got {unknown}")
+        check_known_elements(self.elements, change, "change")
         table = self._shift_table()
         with torch.no_grad():
             for z, delta in change.items():

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import copy
 import inspect
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -41,6 +41,17 @@ class PotentialOutput:
     energy: Tensor
     forces: Tensor
     stress: Tensor | None = None
+
+
+def check_known_elements(
+    known: Iterable[int], asked: Iterable[int], what: str, who: str = "the model", error: type[ValueError] = ValueError
+) -> None:
+    """``error`` (one line: ``{what}: expected elements known to {who} [...], got [...]``) when ``asked`` holds an
+    atomic number that is not in ``known`` (a potential's ``elements``)."""
+    known = {int(z) for z in known}
+    unknown = sorted({int(z) for z in asked} - known)
+    if unknown:
+        raise error(f"{what}: expected elements known to {who} {sorted(known)}, got {unknown}")
 
 
 @runtime_checkable

@@ -48,7 +48,7 @@ from torch_geometric.utils import scatter
 from geoadapt.dtypes import default_dtype
 from geoadapt.models.energy_shift import ShiftRefit, predict_energies, refit_energy_shift  # noqa: F401 (kept here)
 from geoadapt.models.neighbours import edge_vectors, graph_neighbours
-from geoadapt.models.potential import PotentialOutput, autograd_potential
+from geoadapt.models.potential import PotentialOutput, autograd_potential, check_known_elements
 from geoadapt.models.registry import register
 from geoadapt.spec import Spec
 from geoadapt.structure import GraphData, num_graphs
@@ -257,9 +257,7 @@ class SevenNet(nn.Module):
 
     def add_energy_shift(self, change: Mapping[int, float]) -> None:
         """Add ``change[z]`` eV to the shift of each element named (the shift stays frozen, as in the checkpoint)."""
-        unknown = sorted(int(z) for z in change if int(z) not in self.elements)
-        if unknown:
-            raise ValueError(f"change: expected elements known to {self.name} {self.elements}, got {unknown}")
+        check_known_elements(self.elements, change, "change", who=self.name)
         row = self._shift_row()
         with torch.no_grad():
             for z, delta in change.items():

@@ -8,7 +8,6 @@ counts), its id and SMILES when it has them, and its targets when the source giv
 from __future__ import annotations
 
 import csv
-import math
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -19,7 +18,8 @@ from typing import Any
 import torch
 from torch_geometric.data import Data
 
-MISSING = {"", "nan", "na", "n/a", "none", "null"}  # target cells read as NaN (as geoadapt.data.from_csv does)
+from geoadapt.data.molecules import csv_number
+
 MOLECULE_CARDS = ("molecules_csv", "rdkit")
 
 
@@ -60,17 +60,6 @@ class Source:
     with_keys: bool = False
 
 
-def _number(text: str, column: str, row: int, path: Path) -> float:
-    if text.strip().lower() in MISSING:
-        return math.nan
-    try:
-        return float(text)
-    except ValueError:
-        raise ValueError(
-            f"column {column!r} row {row} of {path}: expected a number (or an empty cell), got {text.strip()!r}"
-        ) from None
-
-
 def csv_rows(
     path: str | os.PathLike,
     smiles_column: str = "smiles",
@@ -90,7 +79,7 @@ def csv_rows(
             if column not in columns:
                 raise ValueError(f"column {column!r}: expected one of {columns} in {path}, got a name not among them")
         for row, values in enumerate(reader):
-            targets = [_number(values[c] or "", c, row, path) for c in target_columns] if target_columns else None
+            targets = [csv_number(values[c] or "", c, row, path) for c in target_columns] if target_columns else None
             key = (values[id_column] or "") if id_column else None
             yield Row(row, key, (values[smiles_column] or "").strip(), targets)
 
